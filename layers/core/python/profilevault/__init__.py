@@ -1,0 +1,1 @@
+"""ProfileVault domain library, shared by every Lambda function through the core layer."""

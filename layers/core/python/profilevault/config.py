@@ -1,0 +1,27 @@
+"""Configuration: one pydantic settings model, read once per container from the environment."""
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PV_", extra="ignore")
+
+    tenant_id: str = Field(pattern=r"^[a-z0-9-]{1,40}$")
+    control_table: str
+    records_table: str
+    keys_table: str
+    index_table: str
+    profiles_table: str
+    idempotency_table: str
+    landing_bucket: str
+    vault_bucket: str
+    default_kms_key_arn: str
+    data_key_cache_seconds: int = Field(default=300, ge=0, le=3600)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Missing configuration fails loudly here (no silent defaults for names of resources)."""
+    return Settings()
