@@ -1,0 +1,116 @@
+"""HTTP API: sources, records, ingestions, tenant key. Routes parse, check the caller's role, call one logic
+function and shape the response; every error becomes a problem body in profilevault.problems."""
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.logging import correlation_paths
+from pydantic import BaseModel, ConfigDict, Field
+
+from profilevault import catalog, problems
+from profilevault.access import EVERYONE, Role, require, role_from_claims
+from profilevault.errors import ProfileVaultError
+from profilevault.observability import logger, metrics, tracer
+from profilevault.sources import SourceSpec
+from profilevault.wiring import build_deps
+
+app = APIGatewayHttpResolver(enable_validation=True)
+deps = build_deps()
+
+ADMIN = {Role.ADMIN}
+KEY_READERS = {Role.ADMIN, Role.PRIVACY_OFFICER, Role.AUDITOR}
+
+
+class TenantKeyChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kms_key_arn: str = Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+$")
+
+
+def caller(*allowed: Role) -> Role:
+    role = role_from_claims(app.current_event.request_context.authorizer.jwt_claim or {})
+    require(role, set(allowed) if allowed else EVERYONE)
+    return role
+
+
+@app.get("/v1/health")
+def health() -> dict:
+    return {"status": "ok"}
+
+
+@app.put("/v1/sources/<name>")
+def put_source(name: str, spec: Annotated[SourceSpec, Body()]) -> Response:
+    caller(*ADMIN)
+    source, created = catalog.register_source(deps, name, spec)
+    return Response(status_code=201 if created else 200, content_type="application/json", body=source)
+
+
+@app.get("/v1/sources")
+def get_sources() -> dict:
+    caller()
+    return {"items": catalog.list_sources(deps)}
+
+
+@app.get("/v1/sources/<name>")
+def get_source(name: str) -> dict:
+    caller()
+    return catalog.describe_source(deps, name)
+
+
+@app.get("/v1/sources/<name>/records/<record_id>")
+def get_record(name: str, record_id: str) -> dict:
+    caller(*ADMIN)
+    return catalog.read_record(deps, name, record_id)
+
+
+@app.get("/v1/ingestions")
+def get_ingestions(source: Annotated[str | None, Query(max_length=63)] = None) -> dict:
+    caller()
+    return {"items": catalog.list_ingestions(deps, source)}
+
+
+@app.get("/v1/ingestions/<ingestion_id>")
+def get_ingestion(ingestion_id: str) -> dict:
+    caller()
+    return catalog.get_ingestion(deps, ingestion_id)
+
+
+@app.get("/v1/ingestions/<ingestion_id>/rejections")
+def get_rejections(ingestion_id: str) -> dict:
+    caller(*ADMIN)
+    return {"items": catalog.ingestion_rejections(deps, ingestion_id)}
+
+
+@app.get("/v1/tenant/key")
+def get_tenant_key() -> dict:
+    caller(*KEY_READERS)
+    return deps.keyring.describe()
+
+
+@app.put("/v1/tenant/key")
+def put_tenant_key(change: Annotated[TenantKeyChange, Body()]) -> dict:
+    caller(*ADMIN)
+    return deps.keyring.use_kms_key(change.kms_key_arn)
+
+
+@app.exception_handler(ProfileVaultError)
+def domain_error(error: ProfileVaultError) -> Response:
+    logger.info("request refused", extra={"status": error.status, "problem": error.type})
+    return problems.from_error(error)
+
+
+@app.exception_handler(RequestValidationError)
+def invalid_request(error: RequestValidationError) -> Response:
+    return problems.from_validation_errors(error.errors())
+
+
+@app.not_found
+def no_route(_error) -> Response:
+    return problems.problem(404, "Not found", "no such route")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event, context):
+    return app.resolve(event, context)

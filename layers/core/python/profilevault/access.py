@@ -1,0 +1,26 @@
+"""Who may do what. In AWS the HTTP API's JWT authorizer has already checked the token; the role is a claim."""
+from enum import StrEnum
+
+from profilevault.errors import Forbidden
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    PRIVACY_OFFICER = "privacy_officer"
+    ANALYST = "analyst"
+    AUDITOR = "auditor"
+
+
+EVERYONE = frozenset(Role)
+
+
+def role_from_claims(claims: dict) -> Role:
+    try:
+        return Role(claims.get("pv_role", ""))
+    except ValueError:
+        raise Forbidden("the token carries no ProfileVault role (claim pv_role)") from None
+
+
+def require(role: Role, allowed: frozenset[Role] | set[Role]) -> None:
+    if role not in allowed:
+        raise Forbidden(f"role {role.value!r} may not do this; allowed: {sorted(r.value for r in allowed)}")

@@ -1,0 +1,327 @@
+"""Data access: the only module that knows table names, key shapes and DynamoDB calls.
+
+Key shapes (pk / sk):
+  ControlTable   TENANT#<t> / SOURCE#<name>             source registration (column names only, no personal data)
+                 TENANT#<t> / INGESTION#<id>            one ingestion of one landing file
+  RecordsTable   TENANT#<t>#SOURCE#<s> / REC#<token>    sealed record payload; <token> is a blind index of the record ID
+  KeysTable      same pk / sk as the record              the record's wrapped data key (crypto-shredding deletes it)
+  IndexTable     TENANT#<t>#IDX#<attr>#<hmac> / SOURCE#<s>#REC#<token>   blind-index entry
+Nothing here holds a plaintext value of a row: record IDs appear only as blind tokens.
+"""
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from botocore.exceptions import ClientError
+
+from profilevault.errors import Conflict, NotFound
+
+TRANSACT_MAX_RECORDS = 50  # 2 items per record, DynamoDB allows 100 actions per transaction
+BATCH_WRITE_MAX = 25
+BATCH_GET_MAX = 100
+
+
+@dataclass(frozen=True)
+class Tables:
+    control: str
+    records: str
+    keys: str
+    index: str
+
+
+def tenant_pk(tenant: str) -> str:
+    return f"TENANT#{tenant}"
+
+
+def records_pk(tenant: str, source: str) -> str:
+    return f"TENANT#{tenant}#SOURCE#{source}"
+
+
+def record_sk(token: str) -> str:
+    return f"REC#{token}"
+
+
+def index_pk(tenant: str, attribute: str, digest: str) -> str:
+    return f"TENANT#{tenant}#IDX#{attribute}#{digest}"
+
+
+def index_sk(source: str, token: str) -> str:
+    return f"SOURCE#{source}#REC#{token}"
+
+
+# ------------------------------------------------------------------ sources
+
+def put_source(ddb, tables: Tables, tenant: str, name: str, spec: dict, now: str) -> bool:
+    """Registers or updates a source; returns True when it was created."""
+    key = {"pk": {"S": tenant_pk(tenant)}, "sk": {"S": f"SOURCE#{name}"}}
+    old = ddb.get_item(TableName=tables.control, Key=key, ConsistentRead=True).get("Item")
+    created_at = old["created_at"]["S"] if old else now
+    ddb.put_item(TableName=tables.control, Item={
+        **key, "name": {"S": name}, "spec": {"S": json.dumps(spec, sort_keys=True)},
+        "created_at": {"S": created_at}, "updated_at": {"S": now}})
+    return old is None
+
+
+def _source_from_item(item: dict) -> dict:
+    return {**json.loads(item["spec"]["S"]), "name": item["name"]["S"],
+            "created_at": item["created_at"]["S"], "updated_at": item["updated_at"]["S"]}
+
+
+def get_source(ddb, tables: Tables, tenant: str, name: str) -> dict | None:
+    item = ddb.get_item(TableName=tables.control, ConsistentRead=True,
+                        Key={"pk": {"S": tenant_pk(tenant)}, "sk": {"S": f"SOURCE#{name}"}}).get("Item")
+    return _source_from_item(item) if item else None
+
+
+def list_sources(ddb, tables: Tables, tenant: str) -> list[dict]:
+    return [_source_from_item(i) for i in _query(ddb, tables.control, tenant_pk(tenant), "SOURCE#")]
+
+
+def delete_source(ddb, tables: Tables, tenant: str, name: str) -> None:
+    ddb.delete_item(TableName=tables.control, Key={"pk": {"S": tenant_pk(tenant)}, "sk": {"S": f"SOURCE#{name}"}})
+
+
+# ------------------------------------------------------------------ ingestions
+
+_INGESTION_NUMBERS = ("rows_read", "rows_stored", "rows_rejected", "warnings", "attempts")
+
+
+def create_ingestion(ddb, tables: Tables, tenant: str, ingestion: dict) -> dict:
+    """Creates the ingestion record, or returns the existing one (re-delivery of the same S3 event)."""
+    item = {"pk": {"S": tenant_pk(tenant)}, "sk": {"S": f"INGESTION#{ingestion['id']}"}}
+    item.update(_to_attrs(ingestion))
+    try:
+        ddb.put_item(TableName=tables.control, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        return ingestion
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+    return get_ingestion(ddb, tables, tenant, ingestion["id"])
+
+
+def update_ingestion(ddb, tables: Tables, tenant: str, ingestion_id: str, changes: dict,
+                     expect_status: str | None = None) -> None:
+    """Conditional on the current status, so a finished ingestion never goes back to processing."""
+    names = {f"#{k}": k for k in changes}
+    values = {f":{k}": v for k, v in _to_attrs(changes).items()}
+    condition = "attribute_exists(pk)"
+    if expect_status:
+        names["#status_now"] = "status"
+        values[":expected"] = {"S": expect_status}
+        condition += " AND #status_now = :expected"
+    try:
+        ddb.update_item(TableName=tables.control,
+                        Key={"pk": {"S": tenant_pk(tenant)}, "sk": {"S": f"INGESTION#{ingestion_id}"}},
+                        UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in changes),
+                        ConditionExpression=condition, ExpressionAttributeNames=names,
+                        ExpressionAttributeValues=values)
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise Conflict(f"ingestion {ingestion_id} is no longer {expect_status}") from e
+        raise
+
+
+def get_ingestion(ddb, tables: Tables, tenant: str, ingestion_id: str) -> dict:
+    item = ddb.get_item(TableName=tables.control, ConsistentRead=True,
+                        Key={"pk": {"S": tenant_pk(tenant)}, "sk": {"S": f"INGESTION#{ingestion_id}"}}).get("Item")
+    if not item:
+        raise NotFound(f"no ingestion {ingestion_id}")
+    return _from_attrs(item)
+
+
+def list_ingestions(ddb, tables: Tables, tenant: str, source: str | None) -> list[dict]:
+    items = [_from_attrs(i) for i in _query(ddb, tables.control, tenant_pk(tenant), "INGESTION#")]
+    if source:
+        items = [i for i in items if i.get("source") == source]
+    return sorted(items, key=lambda i: i.get("started_at", ""), reverse=True)
+
+
+def _to_attrs(values: dict) -> dict:
+    out = {}
+    for k, v in values.items():
+        if v is None:
+            out[k] = {"NULL": True}
+        elif isinstance(v, bool):
+            out[k] = {"BOOL": v}
+        elif isinstance(v, int):
+            out[k] = {"N": str(v)}
+        elif isinstance(v, bytes):
+            out[k] = {"B": v}
+        else:
+            out[k] = {"S": str(v)}
+    return out
+
+
+def _from_attrs(item: dict) -> dict:
+    out = {}
+    for k, v in item.items():
+        if k in ("pk", "sk"):
+            continue
+        (kind, value), = v.items()
+        out[k] = int(value) if kind == "N" else None if kind == "NULL" else value
+    return out
+
+
+# ------------------------------------------------------------------ records
+
+@dataclass
+class SealedRecord:
+    """Everything one record writes: the sealed payload item, its wrapped key item, its index entries."""
+
+    token: str
+    record_item: dict
+    key_item: dict
+    index_refs: list[str] = field(default_factory=list)  # "<attr>#<hmac>"
+
+
+def existing_index_refs(ddb, tables: Tables, pk: str, tokens: list[str]) -> dict[str, list[str]]:
+    """token -> index refs of records already stored (to drop index entries whose value changed)."""
+    found: dict[str, list[str]] = {}
+    for start in range(0, len(tokens), BATCH_GET_MAX):
+        keys = [{"pk": {"S": pk}, "sk": {"S": record_sk(t)}} for t in tokens[start:start + BATCH_GET_MAX]]
+        request = {tables.records: {"Keys": keys, "ProjectionExpression": "sk, index_refs"}}
+        while request:
+            response = ddb.batch_get_item(RequestItems=request)
+            for item in response["Responses"].get(tables.records, []):
+                refs = item.get("index_refs", {}).get("SS", [])
+                found[item["sk"]["S"][4:]] = refs
+            request = response.get("UnprocessedKeys") or None
+    return found
+
+
+def write_records(ddb, tables: Tables, tenant: str, source: str, sealed: list[SealedRecord]) -> int:
+    """Writes records with their keys atomically, then their index entries. Idempotent: the same record
+    written again replaces itself, and index entries of values it no longer has are removed.
+    Returns the number of records that did not exist before."""
+    pk = records_pk(tenant, source)
+    sealed = list({s.token: s for s in sealed}.values())  # the same record twice in one batch: the last one wins
+    new = 0
+    for start in range(0, len(sealed), TRANSACT_MAX_RECORDS):
+        chunk = sealed[start:start + TRANSACT_MAX_RECORDS]
+        before = existing_index_refs(ddb, tables, pk, [s.token for s in chunk])
+        new += sum(1 for s in chunk if s.token not in before)
+        actions = []
+        for s in chunk:
+            actions.append({"Put": {"TableName": tables.keys, "Item": s.key_item}})
+            actions.append({"Put": {"TableName": tables.records, "Item": s.record_item}})
+        ddb.transact_write_items(TransactItems=actions)
+        puts, deletes = [], []
+        for s in chunk:
+            stale = set(before.get(s.token, ())) - set(s.index_refs)
+            entry_sk = index_sk(source, s.token)
+            puts += [{"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": entry_sk}} for ref in s.index_refs]
+            deletes += [{"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": entry_sk}} for ref in stale]
+        _batch_write(ddb, tables.index, puts, deletes)
+    return new
+
+
+def get_record_items(ddb, tables: Tables, tenant: str, source: str, token: str) -> tuple[dict, dict] | None:
+    key = {"pk": {"S": records_pk(tenant, source)}, "sk": {"S": record_sk(token)}}
+    record = ddb.get_item(TableName=tables.records, Key=key, ConsistentRead=True).get("Item")
+    if not record:
+        return None
+    key_item = ddb.get_item(TableName=tables.keys, Key=key, ConsistentRead=True).get("Item")
+    if not key_item:
+        return None  # shredded: the data is unreadable by design
+    return record, key_item
+
+
+def iter_record_items(ddb, tables: Tables, tenant: str, source: str) -> Iterator[tuple[dict, dict]]:
+    """Every (record item, key item) pair of a source, a page at a time."""
+    pk = records_pk(tenant, source)
+    page: list[dict] = []
+    for item in _query(ddb, tables.records, pk, "REC#"):
+        page.append(item)
+        if len(page) == BATCH_GET_MAX:
+            yield from _with_keys(ddb, tables, page)
+            page = []
+    if page:
+        yield from _with_keys(ddb, tables, page)
+
+
+def _with_keys(ddb, tables: Tables, records: list[dict]) -> Iterator[tuple[dict, dict]]:
+    keys = {}
+    request = {tables.keys: {"Keys": [{"pk": r["pk"], "sk": r["sk"]} for r in records], "ConsistentRead": True}}
+    while request:
+        response = ddb.batch_get_item(RequestItems=request)
+        for item in response["Responses"].get(tables.keys, []):
+            keys[item["sk"]["S"]] = item
+        request = response.get("UnprocessedKeys") or None
+    for r in records:
+        if r["sk"]["S"] in keys:
+            yield r, keys[r["sk"]["S"]]
+
+
+def count_records(ddb, tables: Tables, tenant: str, source: str) -> int:
+    count, start = 0, None
+    while True:
+        kwargs = {"ExclusiveStartKey": start} if start else {}
+        page = ddb.query(TableName=tables.records, Select="COUNT", KeyConditionExpression="pk = :pk",
+                         ExpressionAttributeValues={":pk": {"S": records_pk(tenant, source)}}, **kwargs)
+        count += page["Count"]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return count
+
+
+def delete_records(ddb, tables: Tables, tenant: str, source: str, tokens: Iterable[str]) -> int:
+    """Deletes records, their wrapped keys (crypto-shredding) and their index entries."""
+    pk = records_pk(tenant, source)
+    tokens = list(tokens)
+    deleted = 0
+    for start in range(0, len(tokens), BATCH_GET_MAX):
+        chunk = tokens[start:start + BATCH_GET_MAX]
+        refs = existing_index_refs(ddb, tables, pk, chunk)
+        keys = [{"pk": {"S": pk}, "sk": {"S": record_sk(t)}} for t in refs]
+        _batch_write(ddb, tables.keys, [], keys)
+        _batch_write(ddb, tables.records, [], keys)
+        _batch_write(ddb, tables.index, [], [
+            {"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": index_sk(source, t)}}
+            for t, rs in refs.items() for ref in rs])
+        deleted += len(refs)
+    return deleted
+
+
+def all_record_tokens(ddb, tables: Tables, tenant: str, source: str) -> list[str]:
+    return [i["sk"]["S"][4:] for i in _query(ddb, tables.records, records_pk(tenant, source), "REC#",
+                                              projection="sk")]
+
+
+def find_index_entries(ddb, tables: Tables, tenant: str, attribute_ref: str) -> list[tuple[str, str]]:
+    """(source, token) of every record whose blind index for <attr>#<hmac> matches."""
+    out = []
+    for item in _query(ddb, tables.index, f"TENANT#{tenant}#IDX#{attribute_ref}", "SOURCE#"):
+        _, source, _, token = item["sk"]["S"].split("#", 3)
+        out.append((source, token))
+    return out
+
+
+# ------------------------------------------------------------------ helpers
+
+def _query(ddb, table: str, pk: str, sk_prefix: str, projection: str | None = None) -> Iterator[dict]:
+    start = None
+    while True:
+        kwargs = {"ExclusiveStartKey": start} if start else {}
+        if projection:
+            kwargs["ProjectionExpression"] = projection
+        page = ddb.query(TableName=table, KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                         ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
+                         ConsistentRead=True, **kwargs)
+        yield from page["Items"]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return
+
+
+def _batch_write(ddb, table: str, puts: list[dict], deletes: list[dict]) -> None:
+    requests = [{"PutRequest": {"Item": p}} for p in puts] + [{"DeleteRequest": {"Key": d}} for d in deletes]
+    for start in range(0, len(requests), BATCH_WRITE_MAX):
+        pending = {table: requests[start:start + BATCH_WRITE_MAX]}
+        for attempt in range(10):
+            pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or None
+            if not pending:
+                break
+            time.sleep(0.05 * 2 ** attempt)  # throttled: back off, then send what was left
+        else:
+            raise RuntimeError(f"DynamoDB kept items of a batch unprocessed in {table}")

@@ -1,0 +1,40 @@
+"""What the logic needs, wired once per container from settings and boto3 clients (tests wire their own)."""
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from profilevault import store
+from profilevault.aws import AwsClients, make_clients
+from profilevault.config import Settings, get_settings
+from profilevault.keyring import TenantKeyring
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Deps:
+    s3: object
+    dynamodb: object
+    tables: store.Tables
+    tenant: str
+    keyring: TenantKeyring
+    vault_bucket: str
+    profiles_table: str
+    now: Callable[[], str] = field(default=utc_now)
+
+
+def build_deps(settings: Settings | None = None, clients: AwsClients | None = None) -> Deps:
+    settings = settings or get_settings()
+    clients = clients or make_clients()
+    return Deps(
+        s3=clients.s3, dynamodb=clients.dynamodb,
+        tables=store.Tables(control=settings.control_table, records=settings.records_table,
+                            keys=settings.keys_table, index=settings.index_table),
+        tenant=settings.tenant_id,
+        keyring=TenantKeyring(tenant_id=settings.tenant_id, kms=clients.kms, dynamodb=clients.dynamodb,
+                              control_table=settings.control_table,
+                              default_kms_key_arn=settings.default_kms_key_arn,
+                              cache_seconds=settings.data_key_cache_seconds),
+        vault_bucket=settings.vault_bucket, profiles_table=settings.profiles_table)
