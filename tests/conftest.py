@@ -78,6 +78,23 @@ class Stack:
         assert status in (200, 201), body
         return body
 
+    def stored_bytes(self) -> bytes:
+        """Every byte at rest: all DynamoDB items, all S3 objects, all queue messages (for canary checks)."""
+        chunks = []
+        for table in self.deployed.tables.values():
+            for page in self.dynamodb.get_paginator("scan").paginate(TableName=table):
+                chunks.append(repr(page["Items"]).encode())
+        for bucket in self.deployed.buckets.values():
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                for obj in page.get("Contents", []):
+                    chunks.append(obj["Key"].encode())
+                    chunks.append(self.s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+        for url in self.deployed.queues.values():
+            for m in self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+                    "Messages", []):
+                chunks.append(m["Body"].encode())
+        return b"\n".join(chunks)
+
 
 def sqs_record(message: dict, queue_arn: str) -> dict:
     return {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
@@ -135,8 +152,9 @@ def aws_env(monkeypatch):
 
 
 @pytest.fixture
-def stack(aws_env, monkeypatch) -> Stack:
-    """template.yaml deployed in moto, with the real ingest and API handlers loaded."""
+def stack(aws_env, monkeypatch, request) -> Stack:
+    """template.yaml deployed in moto, with the real ingest and API handlers loaded.
+    `@pytest.mark.handler_env(NAME="value")` overrides what the template gives the functions."""
     from profilevault.config import get_settings
     from profilevault_local.kms_state import enforce_kms_key_state
     from profilevault_local.runtime import load_handler
@@ -147,6 +165,8 @@ def stack(aws_env, monkeypatch) -> Stack:
     env = {}
     for spec in deployed.functions.values():
         env.update(spec.env)
+    marker = request.node.get_closest_marker("handler_env")
+    env.update(marker.kwargs if marker else {})
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
@@ -160,24 +180,5 @@ def stack(aws_env, monkeypatch) -> Stack:
                 sqs=boto3.client("sqs", region_name=REGION), dynamodb=boto3.client("dynamodb", region_name=REGION),
                 kms=boto3.client("kms", region_name=REGION))
     get_settings.cache_clear()
-    for name in [m for m in sys.modules if m.startswith("pv_handler_")]:
+    for name in [m for m in sys.modules if m.startswith("_pv_lambda_")]:
         del sys.modules[name]
-
-
-def all_stored_bytes(stack: Stack) -> bytes:
-    """Every byte at rest: all DynamoDB items, all S3 objects, all queue messages (for canary checks)."""
-    chunks = []
-    for table in stack.deployed.tables.values():
-        for page in stack.dynamodb.get_paginator("scan").paginate(TableName=table):
-            chunks.append(repr(page["Items"]).encode())
-    for bucket in stack.deployed.buckets.values():
-        for page in stack.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for obj in page.get("Contents", []):
-                chunks.append(obj["Key"].encode())
-                chunks.append(stack.s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
-    for url in stack.deployed.queues.values():
-        for m in stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
-                "Messages", []):
-            chunks.append(m["Body"].encode())
-    return b"\n".join(chunks)
-

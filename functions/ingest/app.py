@@ -21,7 +21,9 @@ from profilevault.wiring import build_deps
 settings = get_settings()
 clients = make_clients()
 deps = build_deps(settings, clients)
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every message failed is still answered with the failures (not an exception), so SQS
+# retries exactly those messages and no stack trace reaches the logs.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 idempotency = IdempotencyConfig(expires_after_seconds=7 * 24 * 3600)
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=clients.dynamodb)
 

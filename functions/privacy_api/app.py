@@ -39,7 +39,7 @@ def health() -> dict:
 
 
 @app.put("/v1/sources/<name>")
-def put_source(name: str, spec: Annotated[SourceSpec, Body()]) -> Response:
+def put_source(name: str, spec: Annotated[SourceSpec, Body()]):
     caller(*ADMIN)
     source, created = catalog.register_source(deps, name, spec)
     return Response(status_code=201 if created else 200, content_type="application/json", body=source)

@@ -38,8 +38,10 @@ class LandingObject:
     @classmethod
     def from_s3_record(cls, record: dict) -> "LandingObject":
         s3 = record["s3"]
+        # The sequencer tells two uploads of one key apart; where an emulator omits it, the event time does.
+        sequencer = s3["object"].get("sequencer") or record.get("eventTime", "")
         return cls(bucket=s3["bucket"]["name"], key=unquote_plus(s3["object"]["key"]),
-                   etag=s3["object"].get("eTag", ""), sequencer=s3["object"].get("sequencer", ""),
+                   etag=s3["object"].get("eTag", ""), sequencer=sequencer,
                    size=int(s3["object"].get("size", 0)))
 
     @property

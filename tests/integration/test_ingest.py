@@ -1,0 +1,177 @@
+"""Ingestion through the real path: S3 landing bucket -> notification in SQS -> ingest handler -> DynamoDB."""
+import csv
+import io
+import json
+import logging
+
+import pytest
+
+CRM_FIELDS = {"mail": "email", "given": "first_name", "family": "last_name", "tel": "phone", "born": "birth_date"}
+
+
+def crm_csv(n: int, bad_rows: bool = True, start: int = 0) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["id", "mail", "given", "family", "tel", "born"])
+    for i in range(start, start + n):
+        w.writerow([f"C{i}", f"person{i}@example.org", f"Given{i}", f"Family{i}", f"+4930{1000000 + i}",
+                    "1980-02-28"])
+    if bad_rows:
+        for i in range(3):
+            w.writerow(["", f"nokey{i}@example.org", "A", "B", "+493012345678", ""])
+        buf.write("C9001,short-row\n")
+        buf.write("C9002,a@b.de,x,y,z,extra,columns\n")
+    return buf.getvalue().encode()
+
+
+def ingestions(stack, source):
+    status, body, _ = stack.api("GET", "/v1/ingestions", query={"source": source})
+    assert status == 200, body
+    return body["items"]
+
+
+def record_count(stack, source):
+    return stack.api("GET", f"/v1/sources/{source}")[1]["record_count"]
+
+
+@pytest.fixture
+def crm(stack):
+    stack.register("crm", CRM_FIELDS, importance=1)
+    return stack
+
+
+def test_valid_rows_land_and_each_bad_row_is_rejected_with_row_number_and_reason(crm):
+    # Given a registered source and a CSV with 1,000 good rows and 5 broken ones
+    crm.drop("crm", "customers.csv", crm_csv(1000))
+    # When the S3 notification is delivered to the ingest function
+    result = crm.deliver()
+    # Then 1,000 records are stored and 5 rows rejected, each with its row number and reason
+    assert result["batchItemFailures"] == []
+    [ingestion] = ingestions(crm, "crm")
+    assert (ingestion["status"], ingestion["rows_read"], ingestion["rows_stored"], ingestion["rows_rejected"]) == (
+        "completed", 1005, 1000, 5)
+    assert record_count(crm, "crm") == 1000
+    status, report, _ = crm.api("GET", f"/v1/ingestions/{ingestion['id']}/rejections")
+    assert status == 200
+    assert [r["row_number"] for r in report["items"]] == [1001, 1002, 1003, 1004, 1005]
+    assert all(r["reason"] for r in report["items"])
+    assert "nokey0@example.org" in report["items"][0]["raw"]
+
+
+def test_a_stored_record_reads_back_normalised(crm):
+    crm.drop("crm", "customers.csv", crm_csv(3, bad_rows=False))
+    crm.deliver()
+    status, record, _ = crm.api("GET", "/v1/sources/crm/records/C2")
+    assert status == 200
+    assert record["record_id"] == "C2"
+    assert record["attributes"]["email"] == "person2@example.org"
+    assert record["attributes"]["phone"] == "+49301000002"
+    assert record["attributes"]["birth_date"] == "1980-02-28"
+
+
+def test_an_invalid_value_is_left_out_with_a_warning_and_the_row_is_stored(crm):
+    body = b"id,mail,given,family,tel,born\nX1,not-an-email,Ann,Lee,+4930123456,31.02.2020\n"
+    crm.drop("crm", "warn.csv", body)
+    crm.deliver()
+    [ingestion] = ingestions(crm, "crm")
+    assert (ingestion["rows_stored"], ingestion["rows_rejected"], ingestion["warnings"]) == (1, 0, 2)
+    record = crm.api("GET", "/v1/sources/crm/records/X1")[1]
+    assert "email" not in record["attributes"] and "birth_date" not in record["attributes"]
+    assert {w["attribute"] for w in record["warnings"]} == {"email", "birth_date"}
+    assert "not-an-email" not in json.dumps(ingestion)
+
+
+def test_no_row_value_is_stored_or_logged_in_plaintext(crm, caplog, capsys):
+    # Given rows carrying canary values in every column, one of them broken
+    canaries = ["CanaryId77", "canary.mail@example.org", "Canarygiven", "Canaryfamily", "+4915112345678",
+                "1977-07-07", "CanaryBroken"]
+    body = (f"id,mail,given,family,tel,born\n{canaries[0]},{canaries[1]},{canaries[2]},{canaries[3]},"
+            f"{canaries[4]},{canaries[5]}\n,{canaries[6]},x,y,z,\n").encode()
+    caplog.set_level(logging.DEBUG)
+    crm.drop("crm", "canary.csv", body)
+    crm.deliver()
+    crm.api("GET", f"/v1/sources/crm/records/{canaries[0]}")
+    # Then no canary appears in any DynamoDB item, S3 object, queue message or log line
+    at_rest = crm.stored_bytes()
+    logs = caplog.text + capsys.readouterr().out + capsys.readouterr().err
+    for canary in canaries + ["49151123456"]:
+        assert canary.encode() not in at_rest, canary
+        assert canary not in logs, canary
+    assert ingestions(crm, "crm")[0]["rows_stored"] == 1
+
+
+def test_the_same_event_delivered_twice_stores_nothing_twice(crm):
+    crm.drop("crm", "customers.csv", crm_csv(20, bad_rows=False))
+    [message] = [m for m in crm.queue_messages() if '"Records"' in m["Body"]]
+    crm.deliver([message])
+    crm.deliver([{**message, "MessageId": "redelivered"}])
+    assert len(ingestions(crm, "crm")) == 1
+    assert record_count(crm, "crm") == 20
+
+
+def test_the_same_file_uploaded_again_stores_nothing_twice(crm):
+    body = crm_csv(20, bad_rows=False)
+    crm.drop("crm", "customers.csv", body)
+    crm.deliver()
+    crm.drop("crm", "customers.csv", body)
+    crm.deliver()
+    assert [i["status"] for i in ingestions(crm, "crm")] == ["completed", "completed"]
+    assert record_count(crm, "crm") == 20
+    index_items = crm.dynamodb.scan(TableName=crm.deployed.tables["IndexTable"])["Items"]
+    assert len(index_items) == 40  # email + phone per record, not doubled
+
+
+def test_a_changed_value_replaces_its_index_entry(crm):
+    crm.drop("crm", "a.csv", b"id,mail\nR1,old@example.org\n")
+    crm.deliver()
+    crm.drop("crm", "b.csv", b"id,mail\nR1,new@example.org\n")
+    crm.deliver()
+    assert len(crm.dynamodb.scan(TableName=crm.deployed.tables["IndexTable"])["Items"]) == 1
+    assert crm.api("GET", "/v1/sources/crm/records/R1")[1]["attributes"]["email"] == "new@example.org"
+
+
+def test_an_ingested_file_leaves_the_landing_bucket(crm):
+    crm.drop("crm", "customers.csv", crm_csv(5))
+    crm.deliver()
+    assert crm.s3.list_objects_v2(Bucket=crm.landing_bucket, Prefix="sources/").get("KeyCount") == 0
+
+
+@pytest.mark.parametrize(("source", "body", "reason"), [
+    ("unknown", b"id,mail\n1,a@example.org\n", "not registered"),
+    ("crm", b"", "empty"),
+    ("crm", "id,given\n1,J\xfcrgen\n".encode("latin-1"), "utf-8"),
+    ("crm", b"key,mail\n1,a@example.org\n", "'id'"),
+])
+def test_a_file_that_cannot_be_ingested_fails_with_a_reason_and_writes_nothing(crm, source, body, reason):
+    crm.drop(source, "bad.csv", body)
+    result = crm.deliver()
+    assert result["batchItemFailures"] == []
+    [ingestion] = ingestions(crm, source)
+    assert ingestion["status"] == "failed"
+    assert reason in ingestion["reason"]
+    assert crm.dynamodb.scan(TableName=crm.deployed.tables["RecordsTable"])["Count"] == 0
+
+
+def test_jsonl_sources_are_ingested(stack):
+    stack.register("shop", {"email": "email", "name": "first_name"}, fmt="jsonl", primary_key="order_id")
+    lines = [json.dumps({"order_id": f"o{i}", "email": f"s{i}@example.org", "name": "Ann"}) for i in range(10)]
+    stack.drop("shop", "orders.jsonl", ("\n".join(lines + ["{not json"]) + "\n").encode())
+    stack.deliver()
+    [ingestion] = ingestions(stack, "shop")
+    assert (ingestion["rows_stored"], ingestion["rows_rejected"]) == (10, 1)
+
+
+def test_incremental_deletes_remove_records_and_their_keys(crm):
+    crm.drop("crm", "customers.csv", crm_csv(10, bad_rows=False))
+    crm.deliver()
+    crm.drop("crm", "2026/11/29/10/deletes/gone.csv", b"id\nC1\nC2\n", kind="incremental")
+    crm.deliver()
+    assert record_count(crm, "crm") == 8
+    assert crm.api("GET", "/v1/sources/crm/records/C1")[0] == 404
+    assert crm.dynamodb.scan(TableName=crm.deployed.tables["KeysTable"])["Count"] == 8
+
+
+def test_incremental_upserts_add_records(crm):
+    crm.drop("crm", "2026/11/29/10/upserts/new.csv", crm_csv(4, bad_rows=False), kind="incremental")
+    crm.deliver()
+    assert record_count(crm, "crm") == 4
