@@ -1,0 +1,68 @@
+"""The HTTP API's contract for sources and access control, through the real handler."""
+import pytest
+
+CRM = {"format": "csv", "primary_key": "id", "importance": 1,
+       "fields": {"mail": "email", "given": "first_name", "note": "custom.note"}}
+
+
+def test_health_needs_no_token(stack):
+    status, body, _ = stack.api("GET", "/v1/health", role=None)
+    assert (status, body) == (200, {"status": "ok"})
+
+
+def test_registering_a_source_creates_then_updates_it(stack):
+    first = stack.api("PUT", "/v1/sources/crm", body=CRM)
+    second = stack.api("PUT", "/v1/sources/crm", body={**CRM, "importance": 5})
+    assert (first[0], second[0]) == (201, 200)
+    status, source, _ = stack.api("GET", "/v1/sources/crm", role="analyst")
+    assert status == 200
+    assert (source["importance"], source["record_count"], source["created_at"]) == (5, 0, first[1]["created_at"])
+    assert [s["name"] for s in stack.api("GET", "/v1/sources")[1]["items"]] == ["crm"]
+
+
+@pytest.mark.parametrize(("name", "body", "needle"), [
+    ("crm", {**CRM, "fields": {"mail": "e_mail"}}, "unknown attribute"),
+    ("crm", {k: v for k, v in CRM.items() if k != "primary_key"}, "primary_key"),
+    ("crm", {**CRM, "format": "xml"}, "format"),
+    ("crm", {**CRM, "fields": {"a": "email", "b": "email"}}, "more than one column"),
+    ("crm", {**CRM, "unexpected": 1}, "unexpected"),
+    ("Bad Name!", CRM, "invalid source name"),
+    ("crm", {**CRM, "csv": {"delimiter": ";;"}}, "delimiter"),
+])
+def test_an_invalid_source_is_refused_with_a_problem(stack, name, body, needle):
+    status, problem, headers = stack.api("PUT", f"/v1/sources/{name}", body=body)
+    assert 400 <= status < 500
+    assert needle in problem["detail"]
+    assert headers["Content-Type"] == "application/problem+json"
+    assert stack.api("GET", "/v1/sources")[1]["items"] == []
+
+
+@pytest.mark.parametrize("raw", ["{not json", "[]", "null", '"text"', "{" * 5000])
+def test_a_hostile_body_gets_a_4xx_problem(stack, raw):
+    status, problem, _ = stack.api("PUT", "/v1/sources/crm", raw_body=raw)
+    assert 400 <= status < 500, problem
+    assert problem["status"] == status
+
+
+@pytest.mark.parametrize(("role", "method", "path", "body"), [
+    ("analyst", "PUT", "/v1/sources/crm", CRM),
+    ("auditor", "PUT", "/v1/sources/crm", CRM),
+    ("privacy_officer", "PUT", "/v1/tenant/key", {"kms_key_arn": "arn:aws:kms:eu-central-1:123456789012:key/x"}),
+    ("analyst", "GET", "/v1/sources/crm/records/1", None),
+    ("analyst", "GET", "/v1/tenant/key", None),
+    ("nobody", "GET", "/v1/sources", None),
+])
+def test_roles_are_enforced(stack, role, method, path, body):
+    stack.api("PUT", "/v1/sources/crm", body=CRM)
+    status, problem, _ = stack.api(method, path, role=role, body=body)
+    assert status == 403
+    assert problem["title"] == "Forbidden"
+
+
+def test_unknown_things_are_404_problems(stack):
+    assert stack.api("GET", "/v1/sources/nope")[0] == 404
+    assert stack.api("GET", "/v1/ingestions/ing_000")[0] == 404
+    assert stack.api("GET", "/v1/nothing-here")[0] == 404
+    stack.api("PUT", "/v1/sources/crm", body=CRM)
+    status, problem, _ = stack.api("GET", "/v1/sources/crm/records/missing")
+    assert status == 404 and "missing" not in problem["detail"]
