@@ -17,6 +17,7 @@ class Settings(BaseSettings):
     idempotency_table: str
     landing_bucket: str
     vault_bucket: str
+    jobs_queue_url: str
     default_kms_key_arn: str
     data_key_cache_seconds: int = Field(default=300, ge=0, le=3600)
 

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from profilevault.errors import Conflict, NotFound
 
+RECORDS = "records"  # logical table names bound into ciphertexts (AAD)
 TRANSACT_MAX_RECORDS = 50  # 2 items per record, DynamoDB allows 100 actions per transaction
 BATCH_WRITE_MAX = 25
 BATCH_GET_MAX = 100

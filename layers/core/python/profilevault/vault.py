@@ -1,12 +1,31 @@
-"""Sealing and opening records: per-record data keys, AES-256-GCM payloads bound to their item,
-blind-index references for the identifiers. Pure logic; the store writes what this returns."""
+"""Sealing and opening what we store: every document (a record, a profile, a rule set) gets its own random data
+key, wrapped by the tenant data key and kept in the keys table apart from the data; its AES-256-GCM ciphertext is
+bound to its table, item and attribute. Pure logic; the data-access modules write what this returns."""
 import json
 
 from profilevault import crypto, store
 from profilevault.keyring import TenantKeyring
 from profilevault.sources import INDEXED_ATTRIBUTES
 
-RECORDS, KEYS = "records", "keys"
+KEYS = "keys"
+
+
+def seal_document(keyring: TenantKeyring, table: str, pk: str, sk: str, document: dict) -> tuple[dict, dict]:
+    """-> (attributes for the data item: pk, sk, fmt, payload; the key item for the keys table)."""
+    data_key = crypto.new_data_key()
+    plaintext = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    item = {"pk": {"S": pk}, "sk": {"S": sk}, "fmt": {"N": str(crypto.FORMAT_VERSION)},
+            "payload": {"B": crypto.seal(data_key, plaintext, crypto.item_aad(table, pk, sk, "payload"))}}
+    key_item = {"pk": {"S": pk}, "sk": {"S": sk},
+                "wrapped_key": {"B": keyring.wrap_record_key(data_key, crypto.item_aad(KEYS, pk, sk, "wrapped_key"))}}
+    return item, key_item
+
+
+def open_document(keyring: TenantKeyring, table: str, item: dict, key_item: dict) -> dict:
+    """A payload moved to another item, or a key of another item, fails with DecryptionFailed."""
+    pk, sk = item["pk"]["S"], item["sk"]["S"]
+    data_key = keyring.unwrap_record_key(key_item["wrapped_key"]["B"], crypto.item_aad(KEYS, pk, sk, "wrapped_key"))
+    return json.loads(crypto.open_sealed(data_key, item["payload"]["B"], crypto.item_aad(table, pk, sk, "payload")))
 
 
 def record_token(keyring: TenantKeyring, source: str, record_id: str) -> str:
@@ -21,30 +40,17 @@ def index_refs(keyring: TenantKeyring, attributes: dict[str, str]) -> list[str]:
 def seal_record(keyring: TenantKeyring, tenant: str, source: str, record_id: str, attributes: dict[str, str],
                 warnings: list[dict], ingestion_id: str, ingested_at: str) -> store.SealedRecord:
     token = record_token(keyring, source, record_id)
-    pk, sk = store.records_pk(tenant, source), store.record_sk(token)
-    data_key = crypto.new_data_key()
-    payload = json.dumps({"record_id": record_id, "attributes": attributes, "warnings": warnings},
-                         separators=(",", ":"), ensure_ascii=False).encode()
+    item, key_item = seal_document(keyring, store.RECORDS, store.records_pk(tenant, source), store.record_sk(token),
+                                   {"record_id": record_id, "attributes": attributes, "warnings": warnings})
     refs = index_refs(keyring, attributes)
-    record_item = {
-        "pk": {"S": pk}, "sk": {"S": sk}, "fmt": {"N": str(crypto.FORMAT_VERSION)},
-        "payload": {"B": crypto.seal(data_key, payload, crypto.item_aad(RECORDS, pk, sk, "payload"))},
-        "ingestion_id": {"S": ingestion_id}, "ingested_at": {"S": ingested_at},
-    }
+    item["ingestion_id"] = {"S": ingestion_id}
+    item["ingested_at"] = {"S": ingested_at}
     if refs:
-        record_item["index_refs"] = {"SS": refs}
-    key_item = {
-        "pk": {"S": pk}, "sk": {"S": sk},
-        "wrapped_key": {"B": keyring.wrap_record_key(data_key, crypto.item_aad(KEYS, pk, sk, "wrapped_key"))},
-    }
-    return store.SealedRecord(token=token, record_item=record_item, key_item=key_item, index_refs=refs)
+        item["index_refs"] = {"SS": refs}
+    return store.SealedRecord(token=token, record_item=item, key_item=key_item, index_refs=refs)
 
 
 def open_record(keyring: TenantKeyring, record_item: dict, key_item: dict) -> dict:
-    """Decrypts a stored record; a payload moved to another item, or a key of another item, fails."""
-    pk, sk = record_item["pk"]["S"], record_item["sk"]["S"]
-    data_key = keyring.unwrap_record_key(key_item["wrapped_key"]["B"], crypto.item_aad(KEYS, pk, sk, "wrapped_key"))
-    payload = json.loads(crypto.open_sealed(data_key, record_item["payload"]["B"],
-                                            crypto.item_aad(RECORDS, pk, sk, "payload")))
+    payload = open_document(keyring, store.RECORDS, record_item, key_item)
     return {**payload, "ingestion_id": record_item["ingestion_id"]["S"],
             "ingested_at": record_item["ingested_at"]["S"]}
