@@ -54,23 +54,37 @@ class Stack:
         self.s3.put_object(Bucket=self.landing_bucket, Key=key, Body=body)
         return key
 
-    def queue_messages(self, max_messages: int = 10) -> list[dict]:
-        url = self.deployed.queues["IngestQueue"]
-        return self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=0,
-                                        AttributeNames=["All"]).get("Messages", [])
+    def queue_messages(self, queue: str = "IngestQueue", max_messages: int = 10) -> list[dict]:
+        return self.sqs.receive_message(QueueUrl=self.deployed.queues[queue], MaxNumberOfMessages=max_messages,
+                                        WaitTimeSeconds=0, AttributeNames=["All"]).get("Messages", [])
 
-    def deliver(self, messages: list[dict] | None = None) -> dict:
-        """Delivers queued S3 notifications to the ingest handler like the SQS event source mapping does."""
-        messages = self.queue_messages() if messages is None else messages
-        url = self.deployed.queues["IngestQueue"]
+    def deliver(self, messages: list[dict] | None = None, queue: str = "IngestQueue",
+                function: str = "IngestFunction") -> dict:
+        """Delivers queued messages to a function like the SQS event source mapping does: failed ones stay."""
+        messages = self.queue_messages(queue) if messages is None else messages
+        url = self.deployed.queues[queue]
         queue_arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         event = {"Records": [sqs_record(m, queue_arn) for m in messages]}
-        result = self.handlers["IngestFunction"](event, lambda_context("IngestFunction"))
+        result = self.handlers[function](event, lambda_context(function))
         failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
         for m in messages:
             if m["MessageId"] not in failed:
                 self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
         return result
+
+    def run_jobs(self) -> int:
+        """Runs every queued background job (unification runs, purges, refreshes), one at a time."""
+        done = 0
+        while messages := self.queue_messages("JobsQueue", max_messages=1):
+            assert self.deliver(messages, "JobsQueue", "RefreshFunction")["batchItemFailures"] == []
+            done += 1
+        return done
+
+    def ingest(self, source: str, name: str, body: bytes, kind: str = "full") -> None:
+        """Drops a file, delivers its notification and runs the jobs it queued."""
+        self.drop(source, name, body, kind)
+        assert self.deliver()["batchItemFailures"] == []
+        self.run_jobs()
 
     def register(self, name: str, fields: dict, fmt: str = "csv", primary_key: str = "id", **extra) -> dict:
         status, body, _ = self.api("PUT", f"/v1/sources/{name}",

@@ -1,4 +1,5 @@
-"""HTTP API: sources, records, ingestions, tenant key. Routes parse, check the caller's role, call one logic
+"""HTTP API: sources, records, ingestions, tenant key, unification rules and runs, profiles.
+Routes parse, check the caller's role, call one logic
 function and shape the response; every error becomes a problem body in profilevault.problems."""
 from typing import Annotated
 
@@ -8,11 +9,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field
 
-from profilevault import catalog, problems
+from profilevault import catalog, problems, profiles, refresh
 from profilevault.access import EVERYONE, Role, require, role_from_claims
-from profilevault.errors import ProfileVaultError
+from profilevault.errors import InvalidInput, ProfileVaultError
 from profilevault.observability import logger, metrics, tracer
 from profilevault.sources import SourceSpec
+from profilevault.unification.rules import RuleSet
 from profilevault.wiring import build_deps
 
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -25,6 +27,25 @@ KEY_READERS = {Role.ADMIN, Role.PRIVACY_OFFICER, Role.AUDITOR}
 class TenantKeyChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kms_key_arn: str = Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+$")
+
+
+class ProfileSearch(BaseModel):
+    """Personal data travels in the body, never in a URL, where access logs would keep it."""
+
+    model_config = ConfigDict(extra="forbid")
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=64)
+    customer_id: str | None = Field(default=None, max_length=256)
+
+    def query(self) -> dict[str, str]:
+        given = self.model_dump(exclude_none=True)
+        if len(given) != 1:
+            raise InvalidInput("search by exactly one of email, phone, customer_id")
+        return given
+
+
+def accepted(body: dict) -> Response:
+    return Response(status_code=202, content_type="application/json", body=body)
 
 
 def caller(*allowed: Role) -> Role:
@@ -63,6 +84,12 @@ def get_record(name: str, record_id: str) -> dict:
     return catalog.read_record(deps, name, record_id)
 
 
+@app.delete("/v1/sources/<name>")
+def delete_source(name: str):
+    caller(*ADMIN)
+    return accepted(refresh.remove_source(deps, name))
+
+
 @app.get("/v1/ingestions")
 def get_ingestions(source: Annotated[str | None, Query(max_length=63)] = None) -> dict:
     caller()
@@ -91,6 +118,63 @@ def get_tenant_key() -> dict:
 def put_tenant_key(change: Annotated[TenantKeyChange, Body()]) -> dict:
     caller(*ADMIN)
     return deps.keyring.use_kms_key(change.kms_key_arn)
+
+
+@app.put("/v1/unification/rules")
+def put_rules(ruleset: Annotated[RuleSet, Body()]) -> dict:
+    caller(*ADMIN)
+    return profiles.put_ruleset(deps, ruleset)
+
+
+@app.get("/v1/unification/rules")
+def get_rules() -> dict:
+    caller(Role.ADMIN, Role.PRIVACY_OFFICER)
+    return profiles.get_ruleset(deps).model_dump(mode="json")
+
+
+@app.post("/v1/unification/runs")
+def post_run():
+    caller(*ADMIN)
+    return accepted(profiles.queue_run(deps, trigger="api"))
+
+
+@app.get("/v1/unification/runs/<run_id>")
+def get_run(run_id: str) -> dict:
+    caller()
+    return profiles.get_run(deps, run_id)
+
+
+@app.post("/v1/refreshes")
+def post_refresh():
+    caller(*ADMIN)
+    return accepted(refresh.queue_refresh(deps, trigger="api"))
+
+
+@app.get("/v1/refreshes/<refresh_id>")
+def get_refresh(refresh_id: str) -> dict:
+    caller()
+    return profiles.get_run(deps, refresh_id)
+
+
+@app.get("/v1/profiles")
+def get_profiles(limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                 cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+    return profiles.list_profiles(deps, caller(), limit, cursor)
+
+
+@app.post("/v1/profiles/search")
+def search_profiles(search: Annotated[ProfileSearch, Body()]) -> dict:
+    return profiles.search_profiles(deps, caller(), search.query())
+
+
+@app.get("/v1/profiles/<profile_id>")
+def get_profile(profile_id: str) -> dict:
+    return profiles.get_profile(deps, caller(), profile_id)
+
+
+@app.get("/v1/profiles/<profile_id>/explain")
+def explain_profile(profile_id: str) -> dict:
+    return profiles.explain_profile(deps, caller(), profile_id)
 
 
 @app.exception_handler(ProfileVaultError)

@@ -1,5 +1,34 @@
-"""Scheduled refresh handler (placeholder)."""
+"""Refresh: the hourly schedule and the jobs queue (unification runs, source purges, refreshes requested by API)."""
+import json
+import uuid
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from profilevault import profiles, refresh
+from profilevault.observability import logger, metrics, tracer
+from profilevault.wiring import build_deps
+
+deps = build_deps()
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
+def run_job(record: SQSRecord) -> None:
+    job = json.loads(record.body)
+    if job["type"] == "unify":
+        profiles.run_unification(deps, job["run_id"])
+    elif job["type"] == "purge_source":
+        refresh.purge_source(deps, job["source"], job["run_id"])
+    elif job["type"] == "refresh":
+        refresh.run_refresh(deps, job["run_id"])
+    else:
+        logger.error("unknown job type; dropped", extra={"job_type": job["type"]})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event, context):
-    return {"status": "ok"}
+    if event.get("source") == "aws.events":  # the schedule
+        return refresh.run_refresh(deps, "ref_" + uuid.uuid4().hex[:20])
+    return process_partial_response(event=event, record_handler=run_job, processor=processor, context=context)

@@ -13,6 +13,7 @@ class AwsClients:
     dynamodb: Any
     s3: Any
     kms: Any
+    sqs: Any
 
 
 def make_clients() -> AwsClients:
@@ -21,4 +22,5 @@ def make_clients() -> AwsClients:
         dynamodb=boto3.client("dynamodb", config=_CONFIG),
         s3=boto3.client("s3", config=_CONFIG),
         kms=boto3.client("kms", config=_CONFIG),
+        sqs=boto3.client("sqs", config=_CONFIG),
     )

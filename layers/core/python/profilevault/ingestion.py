@@ -12,7 +12,7 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
-from profilevault import crypto, store, vault
+from profilevault import crypto, profiles, store, vault
 from profilevault.errors import Conflict, IngestionRejected, KeyUnavailable
 from profilevault.keyring import TenantKeyring
 from profilevault.mapping import MappedRecord, map_row
@@ -101,6 +101,8 @@ def ingest_landing_object(deps: Deps, obj: LandingObject) -> dict:
         raise
     finished = _finish(deps, obj, {"status": "completed", **result})
     _remove_from_landing(deps, obj)
+    if finished["rows_stored"]:
+        profiles.queue_run(deps, trigger=f"ingestion {obj.ingestion_id}")
     return finished
 
 

@@ -76,7 +76,7 @@ def get_source(ddb, tables: Tables, tenant: str, name: str) -> dict | None:
 
 
 def list_sources(ddb, tables: Tables, tenant: str) -> list[dict]:
-    return [_source_from_item(i) for i in _query(ddb, tables.control, tenant_pk(tenant), "SOURCE#")]
+    return [_source_from_item(i) for i in query_prefix(ddb, tables.control, tenant_pk(tenant), "SOURCE#")]
 
 
 def delete_source(ddb, tables: Tables, tenant: str, name: str) -> None:
@@ -132,7 +132,7 @@ def get_ingestion(ddb, tables: Tables, tenant: str, ingestion_id: str) -> dict:
 
 
 def list_ingestions(ddb, tables: Tables, tenant: str, source: str | None) -> list[dict]:
-    items = [_from_attrs(i) for i in _query(ddb, tables.control, tenant_pk(tenant), "INGESTION#")]
+    items = [_from_attrs(i) for i in query_prefix(ddb, tables.control, tenant_pk(tenant), "INGESTION#")]
     if source:
         items = [i for i in items if i.get("source") == source]
     return sorted(items, key=lambda i: i.get("started_at", ""), reverse=True)
@@ -213,7 +213,7 @@ def write_records(ddb, tables: Tables, tenant: str, source: str, sealed: list[Se
             entry_sk = index_sk(source, s.token)
             puts += [{"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": entry_sk}} for ref in s.index_refs]
             deletes += [{"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": entry_sk}} for ref in stale]
-        _batch_write(ddb, tables.index, puts, deletes)
+        batch_write(ddb, tables.index, puts, deletes)
     return new
 
 
@@ -232,21 +232,22 @@ def iter_record_items(ddb, tables: Tables, tenant: str, source: str) -> Iterator
     """Every (record item, key item) pair of a source, a page at a time."""
     pk = records_pk(tenant, source)
     page: list[dict] = []
-    for item in _query(ddb, tables.records, pk, "REC#"):
+    for item in query_prefix(ddb, tables.records, pk, "REC#"):
         page.append(item)
         if len(page) == BATCH_GET_MAX:
-            yield from _with_keys(ddb, tables, page)
+            yield from with_keys(ddb, tables.keys, page)
             page = []
     if page:
-        yield from _with_keys(ddb, tables, page)
+        yield from with_keys(ddb, tables.keys, page)
 
 
-def _with_keys(ddb, tables: Tables, records: list[dict]) -> Iterator[tuple[dict, dict]]:
+def with_keys(ddb, keys_table: str, records: list[dict]) -> Iterator[tuple[dict, dict]]:
+    """Pairs each item with its wrapped-key item; an item whose key is gone (shredded) is left out."""
     keys = {}
-    request = {tables.keys: {"Keys": [{"pk": r["pk"], "sk": r["sk"]} for r in records], "ConsistentRead": True}}
+    request = {keys_table: {"Keys": [{"pk": r["pk"], "sk": r["sk"]} for r in records], "ConsistentRead": True}}
     while request:
         response = ddb.batch_get_item(RequestItems=request)
-        for item in response["Responses"].get(tables.keys, []):
+        for item in response["Responses"].get(keys_table, []):
             keys[item["sk"]["S"]] = item
         request = response.get("UnprocessedKeys") or None
     for r in records:
@@ -275,9 +276,9 @@ def delete_records(ddb, tables: Tables, tenant: str, source: str, tokens: Iterab
         chunk = tokens[start:start + BATCH_GET_MAX]
         refs = existing_index_refs(ddb, tables, pk, chunk)
         keys = [{"pk": {"S": pk}, "sk": {"S": record_sk(t)}} for t in refs]
-        _batch_write(ddb, tables.keys, [], keys)
-        _batch_write(ddb, tables.records, [], keys)
-        _batch_write(ddb, tables.index, [], [
+        batch_write(ddb, tables.keys, [], keys)
+        batch_write(ddb, tables.records, [], keys)
+        batch_write(ddb, tables.index, [], [
             {"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": index_sk(source, t)}}
             for t, rs in refs.items() for ref in rs])
         deleted += len(refs)
@@ -285,14 +286,14 @@ def delete_records(ddb, tables: Tables, tenant: str, source: str, tokens: Iterab
 
 
 def all_record_tokens(ddb, tables: Tables, tenant: str, source: str) -> list[str]:
-    return [i["sk"]["S"][4:] for i in _query(ddb, tables.records, records_pk(tenant, source), "REC#",
+    return [i["sk"]["S"][4:] for i in query_prefix(ddb, tables.records, records_pk(tenant, source), "REC#",
                                               projection="sk")]
 
 
 def find_index_entries(ddb, tables: Tables, tenant: str, attribute_ref: str) -> list[tuple[str, str]]:
     """(source, token) of every record whose blind index for <attr>#<hmac> matches."""
     out = []
-    for item in _query(ddb, tables.index, f"TENANT#{tenant}#IDX#{attribute_ref}", "SOURCE#"):
+    for item in query_prefix(ddb, tables.index, f"TENANT#{tenant}#IDX#{attribute_ref}", "SOURCE#"):
         _, source, _, token = item["sk"]["S"].split("#", 3)
         out.append((source, token))
     return out
@@ -300,7 +301,7 @@ def find_index_entries(ddb, tables: Tables, tenant: str, attribute_ref: str) -> 
 
 # ------------------------------------------------------------------ helpers
 
-def _query(ddb, table: str, pk: str, sk_prefix: str, projection: str | None = None) -> Iterator[dict]:
+def query_prefix(ddb, table: str, pk: str, sk_prefix: str, projection: str | None = None) -> Iterator[dict]:
     start = None
     while True:
         kwargs = {"ExclusiveStartKey": start} if start else {}
@@ -315,7 +316,7 @@ def _query(ddb, table: str, pk: str, sk_prefix: str, projection: str | None = No
             return
 
 
-def _batch_write(ddb, table: str, puts: list[dict], deletes: list[dict]) -> None:
+def batch_write(ddb, table: str, puts: list[dict], deletes: list[dict]) -> None:
     requests = [{"PutRequest": {"Item": p}} for p in puts] + [{"DeleteRequest": {"Key": d}} for d in deletes]
     for start in range(0, len(requests), BATCH_WRITE_MAX):
         pending = {table: requests[start:start + BATCH_WRITE_MAX]}
@@ -326,3 +327,9 @@ def _batch_write(ddb, table: str, puts: list[dict], deletes: list[dict]) -> None
             time.sleep(0.05 * 2 ** attempt)  # throttled: back off, then send what was left
         else:
             raise RuntimeError(f"DynamoDB kept items of a batch unprocessed in {table}")
+
+
+def record_stamps(ddb, tables: Tables, tenant: str, source: str) -> list[tuple[str, str]]:
+    """(token, ingested_at) of every record of a source."""
+    items = query_prefix(ddb, tables.records, records_pk(tenant, source), "REC#", projection="sk, ingested_at")
+    return [(i["sk"]["S"][4:], i["ingested_at"]["S"]) for i in items]

@@ -17,11 +17,13 @@ def utc_now() -> str:
 class Deps:
     s3: object
     dynamodb: object
+    sqs: object
     tables: store.Tables
     tenant: str
     keyring: TenantKeyring
     vault_bucket: str
     profiles_table: str
+    jobs_queue_url: str
     now: Callable[[], str] = field(default=utc_now)
 
 
@@ -29,7 +31,7 @@ def build_deps(settings: Settings | None = None, clients: AwsClients | None = No
     settings = settings or get_settings()
     clients = clients or make_clients()
     return Deps(
-        s3=clients.s3, dynamodb=clients.dynamodb,
+        s3=clients.s3, dynamodb=clients.dynamodb, sqs=clients.sqs,
         tables=store.Tables(control=settings.control_table, records=settings.records_table,
                             keys=settings.keys_table, index=settings.index_table),
         tenant=settings.tenant_id,
@@ -37,4 +39,5 @@ def build_deps(settings: Settings | None = None, clients: AwsClients | None = No
                               control_table=settings.control_table,
                               default_kms_key_arn=settings.default_kms_key_arn,
                               cache_seconds=settings.data_key_cache_seconds),
-        vault_bucket=settings.vault_bucket, profiles_table=settings.profiles_table)
+        vault_bucket=settings.vault_bucket, profiles_table=settings.profiles_table,
+        jobs_queue_url=settings.jobs_queue_url)

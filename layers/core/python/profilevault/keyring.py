@@ -1,0 +1,334 @@
+"""Tenant keyring: the tenant's data key and blind-index key, wrapped by the tenant's KMS key (BYOK).
+
+Store: one ControlTable item per tenant, pk=TENANT#<tenant_id>, sk=KEYRING, holding only KMS-wrapped key
+material plus the CMK ARN and a version. Unwrapped keys live in memory for `cache_seconds`, so KMS calls
+stay at a few per container per tenant per cache period, whatever the number of records.
+
+Switching the CMK (use_kms_key) re-wraps the same two keys under the new CMK: record keys, ciphertexts and
+blind indexes stay valid, nothing is re-encrypted, and the old CMK is no longer needed afterwards.
+
+A KMS refusal (disabled, pending deletion, access revoked, wrong key) becomes KeyUnavailable naming the
+key ARN and the KMS reason code. Nothing is deleted and nothing falls back to plaintext.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from profilevault import crypto
+from profilevault.errors import Conflict, InvalidInput, KeyUnavailable
+from profilevault.observability import logger
+
+KEYRING_SK = "KEYRING"
+PURPOSE_DATA = "data"
+PURPOSE_INDEX = "index"
+PURPOSE_KEY_CHECK = "key-check"
+
+# A key ARN (not an alias): the tenant pins one key; an alias could be repointed behind our back.
+_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,128}$")
+
+# KMS error codes meaning "this key cannot be used for this tenant right now" and what they mean.
+_KEY_UNAVAILABLE_REASONS = {
+    "DisabledException": "the key is disabled",
+    "KMSInvalidStateException": "the key is not in a usable state (for example pending deletion)",
+    "AccessDeniedException": "access to the key is denied",
+    "NotFoundException": "the key does not exist or is not visible to ProfileVault",
+    "KeyUnavailableException": "the key (or its external key store) is unavailable",
+    "InvalidCiphertextException": "the wrapped tenant keys do not open under this key (wrong key or context)",
+    "IncorrectKeyException": "the wrapped tenant keys were made with a different key",
+    "InvalidKeyUsageException": "the key cannot be used for encryption",
+}
+
+
+@dataclass(frozen=True)
+class _UnwrappedKeys:
+    version: int
+    kms_key_arn: str
+    data_aead: AESGCM
+    index_key: bytes
+    expires_at: float
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class TenantKeyring:
+    """One per tenant per container; pass boto3 *clients* created once per container."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str,
+        kms: Any,
+        dynamodb: Any,
+        control_table: str,
+        default_kms_key_arn: str,
+        cache_seconds: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self._kms_client = kms
+        self._dynamodb = dynamodb
+        self._table = control_table
+        self._default_kms_key_arn = default_kms_key_arn
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cached: _UnwrappedKeys | None = None
+        self.kms_calls = 0  # every KMS API call this instance made; benchmarks report it
+
+    # ------------------------------------------------------------------ record keys and indexes
+    def wrap_record_key(self, record_key: bytes, aad: bytes) -> bytes:
+        """Seal a per-record data key under the tenant data key (the caller stores it apart from the data)."""
+        return crypto.seal_with(self._keys().data_aead, record_key, aad)
+
+    def unwrap_record_key(self, wrapped: bytes, aad: bytes) -> bytes:
+        """Open a wrapped record key; DecryptionFailed if it was tampered with or moved to another item."""
+        return crypto.open_sealed_with(self._keys().data_aead, bytes(wrapped), aad)
+
+    def index_key(self) -> bytes:
+        return self._keys().index_key
+
+    def blind_index(self, attribute: str, normalised_value: str) -> str:
+        return crypto.blind_index(self._keys().index_key, attribute, normalised_value)
+
+    # ------------------------------------------------------------------ administration
+    def describe(self) -> dict:
+        """Keyring metadata as stored (no key material); creates the keyring on first use."""
+        return _describe_item(self._current_item())
+
+    def use_kms_key(self, kms_key_arn: str) -> dict:
+        """BYOK switch: re-wrap the tenant data key and index key under `kms_key_arn` and bump the version.
+
+        The new key must be an enabled symmetric encryption key that ProfileVault can use (checked with
+        DescribeKey and a test Encrypt). The current key must still work, since KMS re-encrypts the wrapped
+        keys from it. No record is re-encrypted.
+        """
+        if not isinstance(kms_key_arn, str) or not _KEY_ARN.match(kms_key_arn):
+            raise InvalidInput("kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key-id>)")
+        self._check_key_usable(kms_key_arn)
+
+        item = self._current_item()
+        current_arn = item["kms_key_arn"]["S"]
+        if current_arn == kms_key_arn:
+            return _describe_item(item)  # already in use: idempotent, no version bump
+
+        version = int(item["version"]["N"])
+        rewrapped = {
+            purpose: self._re_encrypt(item[attribute]["B"], current_arn, kms_key_arn, purpose)
+            for purpose, attribute in ((PURPOSE_DATA, "wrapped_data_key"), (PURPOSE_INDEX, "wrapped_index_key"))
+        }
+        now = _now_iso()
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key=self._item_key(),
+                UpdateExpression=(
+                    "SET kms_key_arn = :arn, wrapped_data_key = :wdk, wrapped_index_key = :wik, "
+                    "version = :next, updated_at = :now"
+                ),
+                # Optimistic lock: two concurrent switches must not interleave their wrapped keys.
+                ConditionExpression="version = :expected",
+                ExpressionAttributeValues={
+                    ":arn": {"S": kms_key_arn},
+                    ":wdk": {"B": rewrapped[PURPOSE_DATA]},
+                    ":wik": {"B": rewrapped[PURPOSE_INDEX]},
+                    ":next": {"N": str(version + 1)},
+                    ":now": {"S": now},
+                    ":expected": {"N": str(version)},
+                },
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise Conflict("the tenant keyring changed while switching keys; retry") from None
+            raise
+        if self._cached is not None:
+            # Same key material, new wrapping: keep the unwrapped keys, record the new version.
+            self._cached = _UnwrappedKeys(
+                version=version + 1,
+                kms_key_arn=kms_key_arn,
+                data_aead=self._cached.data_aead,
+                index_key=self._cached.index_key,
+                expires_at=self._cached.expires_at,
+            )
+        logger.info(
+            "tenant keyring switched KMS key",
+            extra={"tenant_id": self.tenant_id, "keyring_version": version + 1, "kms_key_arn": kms_key_arn},
+        )
+        return _describe_item(self._read_item())
+
+    # ------------------------------------------------------------------ cache and store
+    def _keys(self) -> _UnwrappedKeys:
+        cached = self._cached
+        if cached is not None and self._clock() < cached.expires_at:
+            return cached
+        self._cached = None  # drop expired key material even if the reload fails
+        self._cached = self._load()
+        return self._cached
+
+    def _load(self) -> _UnwrappedKeys:
+        item = self._read_item()
+        if item is None:
+            item, plaintext = self._create_item()
+            if plaintext is not None:
+                return self._remember(item, *plaintext)
+        try:
+            return self._unwrap(item)
+        except KeyUnavailable:
+            # Another container may have switched the CMK between our read and the KMS call (the old key
+            # may already be disabled): if the stored version moved, use the new wrapping.
+            fresh = self._read_item()
+            if fresh is None or fresh["version"]["N"] == item["version"]["N"]:
+                raise
+            return self._unwrap(fresh)
+
+    def _unwrap(self, item: dict) -> _UnwrappedKeys:
+        kms_key_arn = item["kms_key_arn"]["S"]
+        data_key = self._kms_decrypt(item["wrapped_data_key"]["B"], kms_key_arn, PURPOSE_DATA)
+        index_key = self._kms_decrypt(item["wrapped_index_key"]["B"], kms_key_arn, PURPOSE_INDEX)
+        return self._remember(item, data_key, index_key)
+
+    def _remember(self, item: dict, data_key: bytes, index_key: bytes) -> _UnwrappedKeys:
+        return _UnwrappedKeys(
+            version=int(item["version"]["N"]),
+            kms_key_arn=item["kms_key_arn"]["S"],
+            data_aead=AESGCM(data_key),
+            index_key=index_key,
+            expires_at=self._clock() + self._cache_seconds,
+        )
+
+    def _current_item(self) -> dict:
+        item = self._read_item()
+        if item is None:
+            # Create it and cache the new keys now (no second KMS round trip to unwrap them later).
+            self._cached = self._load()
+            item = self._read_item()
+        return item
+
+    def _item_key(self) -> dict:
+        return {"pk": {"S": f"TENANT#{self.tenant_id}"}, "sk": {"S": KEYRING_SK}}
+
+    def _read_item(self) -> dict | None:
+        response = self._dynamodb.get_item(TableName=self._table, Key=self._item_key(), ConsistentRead=True)
+        return response.get("Item")
+
+    def _create_item(self) -> tuple[dict, tuple[bytes, bytes] | None]:
+        """Create the keyring under the default CMK. Returns (item, (data_key, index_key)) when this call
+        created it, or (item, None) when another container won the race (its keys must be unwrapped)."""
+        kms_key_arn = self._default_kms_key_arn
+        data_key, wrapped_data_key = self._generate_data_key(kms_key_arn, PURPOSE_DATA)
+        index_key, wrapped_index_key = self._generate_data_key(kms_key_arn, PURPOSE_INDEX)
+        now = _now_iso()
+        item = {
+            **self._item_key(),
+            "kms_key_arn": {"S": kms_key_arn},
+            "wrapped_data_key": {"B": wrapped_data_key},
+            "wrapped_index_key": {"B": wrapped_index_key},
+            "version": {"N": "1"},
+            "created_at": {"S": now},
+            "updated_at": {"S": now},
+        }
+        try:
+            self._dynamodb.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            winner = self._read_item()
+            if winner is None:  # cannot happen with consistent reads; fail loudly rather than loop
+                raise
+            return winner, None
+        logger.info("tenant keyring created", extra={"tenant_id": self.tenant_id, "kms_key_arn": kms_key_arn})
+        return item, (data_key, index_key)
+
+    # ------------------------------------------------------------------ KMS calls (all error mapping here)
+    def _context(self, purpose: str) -> dict[str, str]:
+        return {"tenant": self.tenant_id, "purpose": purpose}
+
+    def _call_kms(self, operation: str, kms_key_arn: str, **kwargs: Any) -> dict:
+        self.kms_calls += 1
+        try:
+            return getattr(self._kms_client, operation)(**kwargs)
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            reason = _KEY_UNAVAILABLE_REASONS.get(code)
+            if reason is None:
+                raise
+            logger.warning(
+                "tenant KMS key unavailable",
+                extra={"tenant_id": self.tenant_id, "kms_key_arn": kms_key_arn, "reason_code": code},
+            )
+            raise KeyUnavailable(
+                f"KMS key {kms_key_arn} cannot be used for tenant {self.tenant_id}: {reason} ({code}). "
+                "The tenant's data stays encrypted and nothing was deleted; restore access to the key and retry."
+            ) from None
+
+    def _kms_decrypt(self, wrapped: bytes, kms_key_arn: str, purpose: str) -> bytes:
+        response = self._call_kms(
+            "decrypt",
+            kms_key_arn,
+            CiphertextBlob=bytes(wrapped),
+            KeyId=kms_key_arn,
+            EncryptionContext=self._context(purpose),
+        )
+        return response["Plaintext"]
+
+    def _generate_data_key(self, kms_key_arn: str, purpose: str) -> tuple[bytes, bytes]:
+        response = self._call_kms(
+            "generate_data_key",
+            kms_key_arn,
+            KeyId=kms_key_arn,
+            KeySpec="AES_256",
+            EncryptionContext=self._context(purpose),
+        )
+        return response["Plaintext"], response["CiphertextBlob"]
+
+    def _re_encrypt(self, wrapped: bytes, source_arn: str, destination_arn: str, purpose: str) -> bytes:
+        # Errors name the source key: the destination was checked just before, so a failure here is
+        # almost always the current key (e.g. revoked before the switch).
+        response = self._call_kms(
+            "re_encrypt",
+            source_arn,
+            CiphertextBlob=bytes(wrapped),
+            SourceKeyId=source_arn,
+            SourceEncryptionContext=self._context(purpose),
+            DestinationKeyId=destination_arn,
+            DestinationEncryptionContext=self._context(purpose),
+        )
+        return response["CiphertextBlob"]
+
+    def _check_key_usable(self, kms_key_arn: str) -> None:
+        metadata = self._call_kms("describe_key", kms_key_arn, KeyId=kms_key_arn)["KeyMetadata"]
+        state = metadata.get("KeyState")
+        if state != "Enabled":
+            raise KeyUnavailable(
+                f"KMS key {kms_key_arn} cannot be used for tenant {self.tenant_id}: the key is {state} (KeyState). "
+                "Enable the key and retry."
+            )
+        usage = metadata.get("KeyUsage", "ENCRYPT_DECRYPT")  # moto omits KeyUsage; AWS always sends it
+        if usage != "ENCRYPT_DECRYPT" or metadata.get("KeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT":
+            raise InvalidInput(f"KMS key {kms_key_arn} must be a symmetric encryption key (SYMMETRIC_DEFAULT)")
+        # DescribeKey does not prove we may use the key (key policy / grants): a test Encrypt does.
+        self._call_kms(
+            "encrypt",
+            kms_key_arn,
+            KeyId=kms_key_arn,
+            Plaintext=b"profilevault key check",
+            EncryptionContext=self._context(PURPOSE_KEY_CHECK),
+        )
+
+
+def _describe_item(item: dict) -> dict:
+    return {
+        "kms_key_arn": item["kms_key_arn"]["S"],
+        "version": int(item["version"]["N"]),
+        "created_at": item["created_at"]["S"],
+        "updated_at": item["updated_at"]["S"],
+    }

@@ -1,0 +1,204 @@
+"""Customer profiles: unification runs over the stored records, and reading profiles the way each role may.
+
+A run opens every record of the tenant, clusters them with the tenant's rule set (profilevault.unification), and
+writes back only what changed: profiles whose sealed content differs, profiles that disappeared, member-map entries
+that moved. Runs happen on request, after every ingestion (queued as a job) and on the refresh schedule."""
+import hmac
+import json
+import time
+import uuid
+from collections import defaultdict
+
+from profilevault import jobs, profile_store, store, vault
+from profilevault.access import Role
+from profilevault.errors import Forbidden, InvalidInput, NotFound
+from profilevault.normalize import normalize_email, normalize_phone
+from profilevault.observability import logger
+from profilevault.profile_store import PROFILES, RULES, ProfileTables
+from profilevault.unification.engine import MemberRef, UnifyRecord, explain, unify
+from profilevault.unification.rules import DEFAULT_RULESET, RuleSet
+from profilevault.wiring import Deps
+
+FULL_VIEW = frozenset({Role.ADMIN, Role.PRIVACY_OFFICER})
+MASKED_VIEW = frozenset({Role.ANALYST})
+SEARCHABLE = ("email", "phone", "customer_id")
+
+
+def tables(deps: Deps) -> ProfileTables:
+    return ProfileTables(profiles=deps.profiles_table, keys=deps.tables.keys, control=deps.tables.control)
+
+
+# ------------------------------------------------------------------ rules
+
+def get_ruleset(deps: Deps) -> RuleSet:
+    items = profile_store.get_rules_items(deps.dynamodb, tables(deps), deps.tenant)
+    if items is None:
+        return DEFAULT_RULESET
+    return RuleSet.model_validate(vault.open_document(deps.keyring, RULES, *items)["ruleset"])
+
+
+def put_ruleset(deps: Deps, ruleset: RuleSet) -> dict:
+    key = profile_store.rules_key(deps.tenant)
+    document = {"ruleset": ruleset.model_dump(mode="json"), "updated_at": deps.now()}
+    item, key_item = vault.seal_document(deps.keyring, RULES, key["pk"]["S"], key["sk"]["S"], document)
+    profile_store.put_rules(deps.dynamodb, tables(deps), item, key_item)
+    return ruleset.model_dump(mode="json")
+
+
+# ------------------------------------------------------------------ runs
+
+def queue_run(deps: Deps, trigger: str) -> dict:
+    run = {"id": "run_" + uuid.uuid4().hex[:20], "status": "queued", "trigger": trigger, "queued_at": deps.now()}
+    profile_store.put_run(deps.dynamodb, tables(deps), deps.tenant, run)
+    jobs.enqueue(deps, {"type": "unify", "run_id": run["id"]})
+    return run
+
+
+def get_run(deps: Deps, run_id: str) -> dict:
+    run = profile_store.get_run(deps.dynamodb, tables(deps), deps.tenant, run_id)
+    if run is None:
+        raise NotFound(f"no unification run {run_id}")
+    return run
+
+
+def load_records(deps: Deps) -> tuple[list[UnifyRecord], dict[MemberRef, str]]:
+    """Every record of the tenant, opened, with the blind token of each member."""
+    records, tokens = [], {}
+    for source in store.list_sources(deps.dynamodb, deps.tables, deps.tenant):
+        for record_item, key_item in store.iter_record_items(deps.dynamodb, deps.tables, deps.tenant, source["name"]):
+            record = vault.open_record(deps.keyring, record_item, key_item)
+            ref = MemberRef(source["name"], record["record_id"])
+            tokens[ref] = record_item["sk"]["S"][len("REC#"):]
+            records.append(UnifyRecord(source=source["name"], record_id=record["record_id"],
+                                       importance=source["importance"], updated_at=record["ingested_at"],
+                                       attributes=record["attributes"]))
+    return records, tokens
+
+
+def run_unification(deps: Deps, run_id: str) -> dict:
+    run = profile_store.get_run(deps.dynamodb, tables(deps), deps.tenant, run_id) or {"id": run_id}
+    if run.get("status") == "completed":
+        return run
+    started = time.monotonic()
+    run.update(status="running", started_at=deps.now())
+    profile_store.put_run(deps.dynamodb, tables(deps), deps.tenant, run)
+    records, tokens = load_records(deps)
+    old_members = profile_store.read_member_map(deps.dynamodb, tables(deps), deps.tenant)
+    previous = {ref: old_members[(ref.source, token)] for ref, token in tokens.items()
+                if (ref.source, token) in old_members}
+    result = unify(records, get_ruleset(deps), previous)
+    written, deleted = _store_result(deps, result, tokens, old_members)
+    run.update(status="completed", finished_at=deps.now(), duration_ms=int((time.monotonic() - started) * 1000),
+               counts={**{k: result.counts.get(k, 0) for k in ("records", "profiles", "merged", "split", "new",
+                                                              "unchanged")},
+                       "profiles_written": written, "profiles_deleted": deleted})
+    profile_store.put_run(deps.dynamodb, tables(deps), deps.tenant, run)
+    logger.info("unification run finished", extra={"run_id": run_id, **run["counts"]})
+    return run
+
+
+def _store_result(deps: Deps, result, tokens: dict[MemberRef, str], old_members: dict) -> tuple[int, int]:
+    t = tables(deps)
+    links = defaultdict(list)
+    profile_of = {m: p.id for p in result.profiles for m in p.members}
+    for edge in result.edges:
+        links[profile_of[edge.a]].append(edge)
+    digests = profile_store.profile_digests(deps.dynamodb, t, deps.tenant)
+    pk = profile_store.profiles_pk(deps.tenant)
+    sealed = []
+    for profile in result.profiles:
+        document = {"id": profile.id, "attributes": profile.attributes, "previous_ids": profile.previous_ids,
+                    "members": [{"source": m.source, "record_id": m.record_id} for m in profile.members],
+                    "links": explain(profile, links[profile.id])["links"]}
+        digest = deps.keyring.blind_index("profile", json.dumps(document, sort_keys=True))
+        if hmac.compare_digest(digests.get(profile.id, ""), digest):
+            continue
+        item, key_item = vault.seal_document(deps.keyring, PROFILES, pk, profile_store.profile_sk(profile.id),
+                                             document)
+        item.update(digest={"S": digest}, member_count={"N": str(len(profile.members))},
+                    updated_at={"S": deps.now()})
+        sealed.append((item, key_item))
+    profile_store.write_profiles(deps.dynamodb, t, sealed)
+    gone = sorted(set(digests) - {p.id for p in result.profiles})
+    profile_store.delete_profiles(deps.dynamodb, t, deps.tenant, gone)
+    new_members = {(m.source, tokens[m]): pid for m, pid in profile_of.items()}
+    changed = {k: v for k, v in new_members.items() if old_members.get(k) != v}
+    profile_store.write_member_map(deps.dynamodb, t, deps.tenant, changed, sorted(set(old_members) - set(new_members)))
+    return len(sealed), len(gone)
+
+
+# ------------------------------------------------------------------ reading
+
+def _view(role: Role) -> None:
+    if role not in FULL_VIEW | MASKED_VIEW:
+        raise Forbidden(f"role {role.value!r} may not read profiles")
+
+
+def shown(profile: dict, role: Role) -> dict:
+    out = {k: profile[k] for k in ("id", "attributes", "previous_ids", "members")}
+    if role in MASKED_VIEW:
+        out["attributes"] = {k: mask(k, v) for k, v in profile["attributes"].items()}
+        out["members"] = [{"source": m["source"], "record_id": mask("record_id", m["record_id"])}
+                          for m in profile["members"]]
+        out["masked"] = True
+    return out
+
+
+def mask(attribute: str, value: str) -> str:
+    """What an analyst sees: enough shape to work with, never the value."""
+    if attribute == "email" and "@" in value:
+        local, domain = value.split("@", 1)
+        return f"{local[:1]}***@{domain}"
+    if attribute == "phone":
+        return value[:3] + "*" * max(len(value) - 5, 3) + value[-2:]
+    if attribute == "birth_date":
+        return value[:4] + "-**-**"
+    if attribute in ("country", "region"):
+        return value
+    if attribute == "postal_code":
+        return value[:2] + "***"
+    return (value[:1] + "***") if value else value
+
+
+def list_profiles(deps: Deps, role: Role, limit: int, cursor: str | None) -> dict:
+    _view(role)
+    pairs, next_cursor = profile_store.page_profile_items(deps.dynamodb, tables(deps), deps.tenant, limit, cursor)
+    return {"items": [shown(vault.open_document(deps.keyring, PROFILES, *p), role) for p in pairs],
+            "next_cursor": next_cursor}
+
+
+def _open_profile(deps: Deps, profile_id: str) -> dict:
+    items = profile_store.get_profile_items(deps.dynamodb, tables(deps), deps.tenant, profile_id)
+    if items is None:
+        raise NotFound(f"no profile {profile_id}")
+    return vault.open_document(deps.keyring, PROFILES, *items)
+
+
+def get_profile(deps: Deps, role: Role, profile_id: str) -> dict:
+    _view(role)
+    return shown(_open_profile(deps, profile_id), role)
+
+
+def explain_profile(deps: Deps, role: Role, profile_id: str) -> dict:
+    _view(role)
+    profile = _open_profile(deps, profile_id)
+    if role in MASKED_VIEW:
+        hidden = {m["record_id"]: mask("record_id", m["record_id"]) for m in profile["members"]}
+        for link in profile["links"]:
+            for end in ("a", "b"):
+                link[end] = {**link[end], "record_id": hidden.get(link[end]["record_id"], "***")}
+    return {"profile_id": profile["id"], "members": shown(profile, role)["members"], "links": profile["links"]}
+
+
+def search_profiles(deps: Deps, role: Role, query: dict[str, str]) -> dict:
+    """Finds profiles by identifier through the blind indexes: no plaintext index exists to search."""
+    _view(role)
+    (attribute, value), = query.items()
+    try:
+        normalised = {"email": normalize_email, "phone": normalize_phone}.get(attribute, str.strip)(value)
+    except ValueError as error:
+        raise InvalidInput(f"{attribute}: {error}") from None
+    ref = f"{attribute}#{deps.keyring.blind_index(attribute, normalised)}"
+    members = store.find_index_entries(deps.dynamodb, deps.tables, deps.tenant, ref)
+    profile_ids = profile_store.profile_ids_of_members(deps.dynamodb, tables(deps), deps.tenant, members)
+    return {"items": [get_profile(deps, role, pid) for pid in profile_ids]}

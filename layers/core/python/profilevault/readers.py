@@ -1,0 +1,304 @@
+"""Streaming readers for landing files (CSV, JSON Lines): bytes in, raw rows or row rejections out.
+
+Memory stays flat in file size: the stream is read through a fixed buffer, one line at a time, and no
+row may grow past MAX_ROW_CHARS (hostile input must not blow up a Lambda). File-level problems raise
+IngestionRejected; row-level problems are yielded as RowRejection so the valid rows still land.
+
+Intended use by the ingest: `check_encoding` over one read of the object (rejects the whole file before
+anything is written), then `iter_rows` over a second read.
+"""
+import codecs
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from profilevault.errors import IngestionRejected
+from profilevault.sources import SourceSpec
+
+MAX_ROW_CHARS = 1 << 20
+# Of a row longer than MAX_ROW_CHARS only this much is kept for the rejection report.
+OVERSIZED_RAW_KEPT_CHARS = 4096
+_READ_BUFFER_BYTES = 1 << 18
+
+
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    """A data row: CSV rows count data records from 1 (header and blank lines not counted); JSON Lines
+    rows carry their line number. `values` holds only the mapped columns and the primary key."""
+
+    row_number: int
+    values: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RowRejection:
+    """A row that cannot become a record. `raw` is the original text: personal data, to be encrypted
+    by the caller and never logged. `reason` never contains values."""
+
+    row_number: int
+    reason: str
+    raw: str
+
+
+def encoding_for(spec: SourceSpec) -> str:
+    """The text encoding of a source's files: CSV as registered; JSON Lines is UTF-8 (a BOM is tolerated)."""
+    return spec.csv.encoding if spec.format == "csv" else "utf-8-sig"
+
+
+def check_encoding(stream: BinaryIO, encoding: str, chunk_size: int = 1 << 20) -> int:
+    """Decode the whole stream incrementally; return the number of bytes read.
+
+    Raises IngestionRejected("file is empty") for 0 bytes and IngestionRejected("file is not valid
+    <encoding> (byte offset N)") at the first undecodable byte. Consumes the stream.
+    """
+    # The BOM is valid UTF-8, and the utf-8-sig decoder reports error offsets relative to after the BOM.
+    codec = "utf-8" if encoding == "utf-8-sig" else encoding
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    total = 0
+    while True:
+        chunk = stream.read(chunk_size)
+        final = not chunk
+        if final and total == 0:
+            raise IngestionRejected("file is empty")
+        pending = len(decoder.getstate()[0])  # bytes of a split character carried over from the last chunk
+        try:
+            decoder.decode(chunk, final)
+        except UnicodeDecodeError as exc:
+            # `from None`: the decode error holds the raw bytes, which may be personal data.
+            raise IngestionRejected(
+                f"file is not valid {encoding} (byte offset {total - pending + exc.start})") from None
+        if final:
+            return total
+        total += len(chunk)
+
+
+def iter_rows(stream: BinaryIO, spec: SourceSpec) -> Iterator[RawRow | RowRejection]:
+    """Rows of a CSV or JSON Lines file, lazily.
+
+    File-level problems raise IngestionRejected before any row is yielded: 0-byte file, CSV without a
+    header row, duplicate column names, or a header lacking the primary-key column. A header-only CSV
+    is a valid file with no rows (an empty snapshot); a JSON Lines file without any non-blank line is
+    rejected as empty once the end is reached, so nothing has been yielded either.
+    Row-level problems are yielded as RowRejection: wrong column count, malformed CSV (quoting), invalid
+    JSON, a line that is not a JSON object, a non-scalar value in a mapped field, a row longer than
+    MAX_ROW_CHARS. Blank lines are skipped. Columns that are neither mapped nor the primary key are
+    ignored. A wrong encoding found here (if check_encoding was skipped) raises IngestionRejected.
+    """
+    source = _ByteSource(stream)
+    encoding = encoding_for(spec)
+    # newline="": the csv module handles line ends (and newlines inside quotes) itself; JSON Lines
+    # records end at "\n" only (a lone "\r" is JSON whitespace).
+    text = io.TextIOWrapper(io.BufferedReader(source, _READ_BUFFER_BYTES), encoding=encoding, errors="strict",
+                            newline="" if spec.format == "csv" else "\n")
+    lines = _Lines(text)
+    try:
+        if spec.format == "csv":
+            yield from _csv_rows(lines, spec, source)
+        else:
+            yield from _jsonl_rows(lines, spec)
+    except UnicodeDecodeError:
+        raise IngestionRejected(f"file is not valid {encoding}") from None
+
+
+class _ByteSource(io.RawIOBase):
+    """Adapts anything with `.read(n)` (botocore StreamingBody, files, sockets) for io.BufferedReader.
+
+    Also keeps the caller's stream open: a TextIOWrapper closes what it wraps when it is collected.
+    """
+
+    def __init__(self, stream: BinaryIO):
+        super().__init__()
+        self._stream = stream
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.bytes_read += n
+        return n
+
+
+class _RowTooLong(Exception):
+    pass
+
+
+class _Lines:
+    """Line iterator that remembers the text of the record being parsed (for rejection reports) and
+    refuses a record longer than MAX_ROW_CHARS without ever holding more of it than that.
+
+    A class rather than a generator: raising _RowTooLong out of a generator would end it, while
+    csv.reader simply resets and carries on with the next line.
+    """
+
+    __slots__ = ("_readline", "record", "record_chars", "oversized_raw")
+
+    def __init__(self, text: io.TextIOWrapper):
+        self._readline = text.readline
+        self.record: list[str] = []
+        self.record_chars = 0
+        self.oversized_raw = ""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = self._readline(MAX_ROW_CHARS + 1)
+        if not line:
+            raise StopIteration
+        self.record_chars += len(line)
+        if self.record_chars > MAX_ROW_CHARS:
+            self.oversized_raw = ("".join(self.record) + line[:OVERSIZED_RAW_KEPT_CHARS])[:OVERSIZED_RAW_KEPT_CHARS]
+            while line and line[-1] not in "\r\n":  # skip the rest of the physical line
+                line = self._readline(MAX_ROW_CHARS)
+            self.reset()
+            raise _RowTooLong
+        self.record.append(line)
+        return line
+
+    def reset(self) -> None:
+        self.record = []
+        self.record_chars = 0
+
+    def take_record(self) -> str:
+        raw = "".join(self.record)
+        self.reset()
+        return raw.rstrip("\r\n")
+
+
+_TOO_LONG = f"row is longer than {MAX_ROW_CHARS} characters"
+
+
+def _csv_rows(lines: _Lines, spec: SourceSpec, source: _ByteSource) -> Iterator[RawRow | RowRejection]:
+    reader = csv.reader(lines, delimiter=spec.csv.delimiter, strict=True)
+    columns = _csv_header(reader, lines, spec, source)
+    key = spec.primary_key
+    wanted = tuple((i, name) for i, name in enumerate(columns) if name in spec.fields or name == key)
+    expected = len(columns)
+    row_number = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except _RowTooLong:
+            row_number += 1
+            yield RowRejection(row_number, _TOO_LONG, lines.oversized_raw)
+            continue
+        except csv.Error as exc:  # messages name the problem, never the data
+            row_number += 1
+            yield RowRejection(row_number, f"malformed CSV: {exc}", lines.take_record())
+            continue
+        if len(row) != expected:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                lines.reset()  # blank line
+                continue
+            row_number += 1
+            yield RowRejection(row_number, f"expected {expected} columns, found {len(row)}", lines.take_record())
+            continue
+        lines.reset()
+        row_number += 1
+        yield RawRow(row_number, {name: row[i] for i, name in wanted})
+
+
+def _csv_header(reader, lines: _Lines, spec: SourceSpec, source: _ByteSource) -> list[str]:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            raise IngestionRejected("file is empty" if source.bytes_read == 0 else "file has no header row") from None
+        except _RowTooLong:
+            raise IngestionRejected(f"header row is longer than {MAX_ROW_CHARS} characters") from None
+        except csv.Error as exc:
+            raise IngestionRejected(f"header row is malformed CSV: {exc}") from None
+        lines.reset()
+        if row and (len(row) > 1 or row[0].strip()):
+            break
+    # A UTF-8 BOM survives when the source is registered as plain utf-8; it is never part of a name.
+    columns = [name.strip() for name in row]
+    columns[0] = columns[0].lstrip("\ufeff").strip()
+    duplicates = sorted({name for name in columns if name and columns.count(name) > 1})
+    if duplicates:
+        raise IngestionRejected(f"duplicate column name(s) in header: {', '.join(duplicates)}")
+    if spec.primary_key not in columns:
+        raise IngestionRejected(f"primary key column '{spec.primary_key}' is missing from the header "
+                                f"(delimiter {spec.csv.delimiter!r})")
+    return columns
+
+
+class _NonStandardJson(ValueError):
+    pass
+
+
+def _reject_constant(name: str):
+    raise _NonStandardJson(f"{name} is not valid JSON")
+
+
+_json = json.JSONDecoder(parse_constant=_reject_constant)  # NaN / Infinity are a Python extension
+
+
+def _jsonl_rows(lines: _Lines, spec: SourceSpec) -> Iterator[RawRow | RowRejection]:
+    wanted = tuple(dict.fromkeys((*spec.fields, spec.primary_key)))
+    line_number = 0
+    seen_content = False
+    while True:
+        try:
+            line = next(lines)
+        except StopIteration:
+            break
+        except _RowTooLong:
+            line_number += 1
+            seen_content = True
+            yield RowRejection(line_number, _TOO_LONG, lines.oversized_raw)
+            continue
+        line_number += 1
+        lines.reset()
+        if line.isspace():
+            continue
+        seen_content = True
+        rejection = None
+        try:
+            obj = _json.decode(line)
+        except json.JSONDecodeError as exc:
+            rejection = f"invalid JSON: {exc.msg} (column {exc.colno})"
+        except _NonStandardJson as exc:
+            rejection = f"invalid JSON: {exc}"
+        except ValueError:  # an integer literal longer than Python converts (4,300 digits)
+            rejection = "invalid JSON: number too long"
+        except RecursionError:
+            rejection = "invalid JSON: nested too deeply"
+        else:
+            if type(obj) is not dict:
+                rejection = "line is not a JSON object"
+            else:
+                values, rejection = _scalar_values(obj, wanted)
+        if rejection is not None:
+            yield RowRejection(line_number, rejection, line.rstrip("\r\n"))
+        else:
+            yield RawRow(line_number, values)
+    if not seen_content:
+        raise IngestionRejected("file is empty")
+
+
+def _scalar_values(obj: dict, wanted: tuple[str, ...]) -> tuple[dict[str, str], str | None]:
+    values: dict[str, str] = {}
+    for name in wanted:
+        value = obj.get(name)
+        kind = type(value)
+        if kind is str:
+            values[name] = value
+        elif value is None:
+            continue  # null and absent are the same: no value
+        elif kind is bool:
+            values[name] = "true" if value else "false"
+        elif kind is int or kind is float:
+            values[name] = str(value)
+        else:
+            return values, f"field '{name}' is not a scalar"
+    return values, None

@@ -1,0 +1,166 @@
+"""Unification through the real handlers: records from two sources become profiles, stored sealed, readable per
+role, explainable, searchable through blind indexes, undone when a source is removed."""
+import pytest
+
+CRM = "id,mail,given,family,born,tel\n" + "".join([
+    "c1,anna.berg@example.org,Anna,Berg,1985-03-02,+4930111111\n",
+    "c2,jan.hoffmann@example.org,Jan,Hoffmann,1979-11-20,+4930222222\n",
+    "c3,lea.vogt@example.org,Lea,Vogt,1990-07-14,\n",
+])
+SHOP = "\n".join([
+    '{"order": "s1", "email": "ANNA.BERG@example.org", "first": "Anna", "last": "Berg"}',
+    '{"order": "s2", "email": "jm@example.com", "first": "Jan", "last": "Hofmann", "dob": "20.11.1979"}',
+    '{"order": "s3", "email": "tom@example.net", "first": "Tom", "last": "Klein"}',
+]) + "\n"
+
+
+def load(stack, shop=True):
+    stack.register("crm", {"mail": "email", "given": "first_name", "family": "last_name", "born": "birth_date",
+                           "tel": "phone"}, importance=1)
+    stack.ingest("crm", "customers.csv", CRM.encode())
+    if shop:
+        stack.register("shop", {"email": "email", "first": "first_name", "last": "last_name", "dob": "birth_date"},
+                       fmt="jsonl", primary_key="order", importance=2)
+        stack.ingest("shop", "orders.jsonl", SHOP.encode())
+
+
+def profiles(stack, role="admin"):
+    status, body, _ = stack.api("GET", "/v1/profiles", role=role, query={"limit": "500"})
+    assert status == 200, body
+    return body["items"]
+
+
+def by_members(items):
+    return {frozenset((m["source"], m["record_id"]) for m in p["members"]): p for p in items}
+
+
+@pytest.fixture
+def unified(stack):
+    load(stack)
+    return stack
+
+
+def test_records_of_the_same_person_across_sources_become_one_profile(unified):
+    groups = set(by_members(profiles(unified)))
+    assert groups == {frozenset({("crm", "c1"), ("shop", "s1")}),  # same email
+                      frozenset({("crm", "c2"), ("shop", "s2")}),  # fuzzy name + birth date
+                      frozenset({("crm", "c3")}), frozenset({("shop", "s3")})}
+
+
+def test_merged_attributes_follow_source_importance(unified):
+    jan = by_members(profiles(unified))[frozenset({("crm", "c2"), ("shop", "s2")})]
+    assert jan["attributes"]["last_name"] == "Hoffmann"  # crm (importance 1) wins over shop's "Hofmann"
+    assert jan["attributes"]["phone"] == "+4930222222"
+
+
+def test_explain_names_the_rule_and_the_scores(unified):
+    jan = by_members(profiles(unified))[frozenset({("crm", "c2"), ("shop", "s2")})]
+    status, explained, _ = unified.api("GET", f"/v1/profiles/{jan['id']}/explain")
+    assert status == 200
+    [link] = explained["links"]
+    assert link["rule"] and link["conditions"]
+    assert all(0 < c["score"] <= 1 for c in link["conditions"])
+    assert {c["attribute"] for c in link["conditions"]} >= {"birth_date"}
+
+
+def test_profile_ids_are_stable_across_runs(unified):
+    before = {p["id"] for p in profiles(unified)}
+    status, run, _ = unified.api("POST", "/v1/unification/runs")
+    assert status == 202 and run["status"] == "queued"
+    unified.run_jobs()
+    status, run, _ = unified.api("GET", f"/v1/unification/runs/{run['id']}", role="auditor")
+    assert status == 200 and run["status"] == "completed"
+    assert run["counts"]["unchanged"] == run["counts"]["profiles"] == 4
+    assert run["counts"]["profiles_written"] == 0
+    assert {p["id"] for p in profiles(unified)} == before
+
+
+def test_removing_a_source_splits_its_profiles_and_a_re_add_rebuilds_them(unified):
+    anna = by_members(profiles(unified))[frozenset({("crm", "c1"), ("shop", "s1")})]
+    status, _, _ = unified.api("DELETE", "/v1/sources/shop")
+    assert status == 202
+    unified.run_jobs()
+    after = by_members(profiles(unified))
+    assert set(after) == {frozenset({("crm", c)}) for c in ("c1", "c2", "c3")}
+    assert after[frozenset({("crm", "c1")})]["id"] == anna["id"]  # the id stays where it can
+    assert unified.dynamodb.scan(TableName=unified.deployed.tables["RecordsTable"])["Count"] == 3
+    load(unified)
+    assert by_members(profiles(unified))[frozenset({("crm", "c1"), ("shop", "s1")})]["id"] == anna["id"]
+
+
+def test_analysts_see_masked_profiles_and_auditors_none(unified):
+    masked = profiles(unified, role="analyst")
+    anna = next(p for p in masked if p["attributes"].get("email", "").startswith("a"))
+    assert anna["attributes"]["email"] == "a***@example.org"
+    assert "Anna" not in str(anna) and "Berg" not in str(anna)
+    assert unified.api("GET", "/v1/profiles", role="auditor")[0] == 403
+    full = by_members(profiles(unified, role="privacy_officer"))
+    assert full[frozenset({("crm", "c1"), ("shop", "s1")})]["attributes"]["first_name"] == "Anna"
+
+
+def test_search_by_identifier_goes_through_the_blind_index(unified):
+    status, found, _ = unified.api("POST", "/v1/profiles/search", body={"email": " Anna.Berg@Example.org "})
+    assert status == 200
+    [anna] = found["items"]
+    assert {m["record_id"] for m in anna["members"]} == {"c1", "s1"}
+    assert unified.api("POST", "/v1/profiles/search", body={"phone": "030 222222"})[1]["items"][0]["attributes"][
+        "first_name"] == "Jan"
+    assert unified.api("POST", "/v1/profiles/search", body={"email": "nobody@example.org"})[1]["items"] == []
+    assert unified.api("POST", "/v1/profiles/search", body={"email": "a@example.org", "phone": "+4930111111"})[0] == 422
+
+
+def test_paging_through_profiles_with_a_cursor(unified):
+    seen, cursor = [], None
+    while True:
+        query = {"limit": "3", **({"cursor": cursor} if cursor else {})}
+        status, page, _ = unified.api("GET", "/v1/profiles", query=query)
+        assert status == 200
+        seen += [p["id"] for p in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)) == 4
+    assert unified.api("GET", "/v1/profiles", query={"cursor": "%%%"})[0] == 422
+
+
+def test_a_never_match_exception_keeps_two_records_apart(stack):
+    status, body, _ = stack.api("PUT", "/v1/unification/rules", body={
+        "rules": [{"name": "same-email", "conditions": [{"attribute": "email", "precision": "exact"}]}],
+        "exceptions": [{"never_match": [{"source": "crm", "record_id": "c1"}, {"source": "shop", "record_id": "s1"}]}],
+        "merge": {"default": "importance"}})
+    assert status == 200, body
+    load(stack)
+    assert not any(len(k) > 1 for k in by_members(profiles(stack)))
+    assert stack.api("GET", "/v1/unification/rules")[1]["exceptions"][0]["never_match"][0]["record_id"] == "c1"
+
+
+@pytest.mark.parametrize("rules", [
+    {"rules": []},
+    {"rules": [{"name": "x", "conditions": [{"attribute": "shoe_size", "precision": "exact"}]}]},
+    {"rules": [{"name": "x", "conditions": [{"attribute": "email", "precision": 1.5}]}]},
+    {"rules": [{"name": "x", "conditions": [{"attribute": "email", "precision": "exact", "normalize": ["rot13"]}]}]},
+    {"rules": [{"name": "x", "conditions": [{"attribute": "email", "precision": "exact"}]}],
+     "merge": {"default": "loudest"}},
+])
+def test_malformed_rule_documents_are_refused(stack, rules):
+    status, problem, _ = stack.api("PUT", "/v1/unification/rules", body=rules)
+    assert status == 422, problem
+    assert stack.api("GET", "/v1/unification/rules")[1]["rules"][0]["name"] == "same-email"  # the default stays
+
+
+def test_profiles_hold_no_plaintext(unified):
+    at_rest = unified.stored_bytes()
+    for value in (b"anna.berg@example.org", b"Anna", b"Hoffmann", b"1979-11-20", b"+4930222222", b"jm@example.com"):
+        assert value not in at_rest
+
+
+def test_a_full_snapshot_replaces_the_previous_one_on_refresh(stack):
+    load(stack, shop=False)
+    stack.ingest("crm", "v2.csv", "id,mail,given,family\nc1,anna.new@example.org,Anna,Berg\n".encode())
+    status, refresh, _ = stack.api("POST", "/v1/refreshes")
+    assert status == 202
+    stack.run_jobs()
+    assert stack.api("GET", f"/v1/refreshes/{refresh['id']}")[1]["status"] == "completed"
+    assert stack.api("GET", "/v1/sources/crm")[1]["record_count"] == 1
+    assert stack.api("GET", "/v1/sources/crm/records/c2")[0] == 404
+    assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")})}
