@@ -3,14 +3,13 @@
 Key shapes (pk / sk):
   ProfilesTable  TENANT#<t>#PROFILES / P#<profile id>          sealed profile (attributes, members, links)
                  TENANT#<t>#MEMBERS / M#<source>#<token>       member map: record -> profile id (no plaintext)
-  KeysTable      same pk / sk as a profile                     the profile's wrapped data key
+  KeysTable      same pk / <sk>#K#<kid>                         the profile's wrapped data key
   ControlTable   TENANT#<t> / UNIFICATION#RULES                sealed rule set (exceptions name record IDs)
                  TENANT#<t> / RUN#<run id>                     unification run status and counts
-  KeysTable      TENANT#<t> / UNIFICATION#RULES                the rule set's wrapped data key
+  KeysTable      TENANT#<t> / UNIFICATION#RULES#K#<kid>        the rule set's wrapped data key
 """
 import base64
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from profilevault import store
@@ -78,33 +77,49 @@ def profile_ids_of_members(ddb, tables: ProfileTables, tenant: str, members: lis
 
 # ------------------------------------------------------------------ profiles
 
-def profile_digests(ddb, tables: ProfileTables, tenant: str) -> dict[str, str]:
-    """profile id -> digest of its stored content (a keyed HMAC, so it tells nothing about the content)."""
-    return {i["sk"]["S"][2:]: i.get("digest", {}).get("S", "")
-            for i in store.query_prefix(ddb, tables.profiles, profiles_pk(tenant), "P#", projection="sk, digest")}
+@dataclass(frozen=True)
+class StoredProfile:
+    digest: str  # keyed HMAC of the sealed content, so it tells nothing about it
+    kid: str
 
 
-def write_profiles(ddb, tables: ProfileTables, sealed: list[tuple[dict, dict]]) -> None:
-    """(profile item, key item) pairs, each pair written atomically."""
-    for start in range(0, len(sealed), store.TRANSACT_MAX_RECORDS):
-        actions = []
-        for item, key_item in sealed[start:start + store.TRANSACT_MAX_RECORDS]:
-            actions.append({"Put": {"TableName": tables.keys, "Item": key_item}})
-            actions.append({"Put": {"TableName": tables.profiles, "Item": item}})
-        ddb.transact_write_items(TransactItems=actions)
+def stored_profiles(ddb, tables: ProfileTables, tenant: str) -> dict[str, StoredProfile]:
+    return {i["sk"]["S"][2:]: StoredProfile(i.get("digest", {}).get("S", ""), i["kid"]["S"])
+            for i in store.query_prefix(ddb, tables.profiles, profiles_pk(tenant), "P#", projection="sk, digest, kid")}
 
 
-def delete_profiles(ddb, tables: ProfileTables, tenant: str, profile_ids: list[str]) -> None:
-    keys = [{"pk": {"S": profiles_pk(tenant)}, "sk": {"S": profile_sk(p)}} for p in profile_ids]
-    store.batch_write(ddb, tables.keys, [], keys)
-    store.batch_write(ddb, tables.profiles, [], keys)
+def write_profiles(ddb, tables: ProfileTables, tenant: str, sealed: list[tuple[dict, dict]],
+                   replaced: dict[str, StoredProfile]) -> None:
+    """Keys first, then the profiles that point at them, then the keys of the versions they replaced."""
+    batch_size = 100
+    for start in range(0, len(sealed), batch_size):
+        chunk = sealed[start:start + batch_size]
+        store.batch_write(ddb, tables.keys, [k for _, k in chunk], [])
+        store.batch_write(ddb, tables.profiles, [i for i, _ in chunk], [])
+        old = [(i["sk"]["S"], replaced[i["sk"]["S"][2:]].kid) for i, _ in chunk if i["sk"]["S"][2:] in replaced]
+        store.batch_write(ddb, tables.keys, [], [{"pk": {"S": profiles_pk(tenant)}, "sk": {"S": store.key_sk(sk, kid)}}
+                                                for sk, kid in old])
+
+
+def delete_profiles(ddb, tables: ProfileTables, tenant: str, gone: dict[str, StoredProfile]) -> None:
+    pk = profiles_pk(tenant)
+    store.batch_write(ddb, tables.keys, [], [{"pk": {"S": pk}, "sk": {"S": store.key_sk(profile_sk(p), s.kid)}}
+                                            for p, s in gone.items()])
+    store.batch_write(ddb, tables.profiles, [], [{"pk": {"S": pk}, "sk": {"S": profile_sk(p)}} for p in gone])
+
+
+def _with_key(ddb, tables: ProfileTables, table: str, key: dict) -> tuple[dict, dict] | None:
+    item = ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+    if not item:
+        return None
+    key_item = ddb.get_item(TableName=tables.keys, ConsistentRead=True, Key={
+        "pk": key["pk"], "sk": {"S": store.key_sk(key["sk"]["S"], item["kid"]["S"])}}).get("Item")
+    return (item, key_item) if key_item else None
 
 
 def get_profile_items(ddb, tables: ProfileTables, tenant: str, profile_id: str) -> tuple[dict, dict] | None:
-    key = {"pk": {"S": profiles_pk(tenant)}, "sk": {"S": profile_sk(profile_id)}}
-    item = ddb.get_item(TableName=tables.profiles, Key=key, ConsistentRead=True).get("Item")
-    key_item = ddb.get_item(TableName=tables.keys, Key=key, ConsistentRead=True).get("Item") if item else None
-    return (item, key_item) if item and key_item else None
+    return _with_key(ddb, tables, tables.profiles,
+                     {"pk": {"S": profiles_pk(tenant)}, "sk": {"S": profile_sk(profile_id)}})
 
 
 def page_profile_items(ddb, tables: ProfileTables, tenant: str, limit: int,
@@ -118,15 +133,6 @@ def page_profile_items(ddb, tables: ProfileTables, tenant: str, limit: int,
     pairs = list(store.with_keys(ddb, tables.keys, page["Items"]))
     last = page.get("LastEvaluatedKey")
     return pairs, (encode_cursor(last["sk"]["S"][2:]) if last else None)
-
-
-def iter_profile_items(ddb, tables: ProfileTables, tenant: str) -> Iterator[tuple[dict, dict]]:
-    cursor = None
-    while True:
-        pairs, cursor = page_profile_items(ddb, tables, tenant, 500, cursor)
-        yield from pairs
-        if not cursor:
-            return
 
 
 def encode_cursor(profile_id: str) -> str:
@@ -149,15 +155,16 @@ def rules_key(tenant: str) -> dict:
     return {"pk": {"S": store.tenant_pk(tenant)}, "sk": {"S": "UNIFICATION#RULES"}}
 
 
-def put_rules(ddb, tables: ProfileTables, item: dict, key_item: dict) -> None:
-    ddb.transact_write_items(TransactItems=[{"Put": {"TableName": tables.keys, "Item": key_item}},
-                                            {"Put": {"TableName": tables.control, "Item": item}}])
+def put_rules(ddb, tables: ProfileTables, tenant: str, item: dict, key_item: dict) -> None:
+    before = _with_key(ddb, tables, tables.control, rules_key(tenant))
+    store.batch_write(ddb, tables.keys, [key_item], [])
+    ddb.put_item(TableName=tables.control, Item=item)
+    if before:
+        store.batch_write(ddb, tables.keys, [], [{"pk": before[1]["pk"], "sk": before[1]["sk"]}])
 
 
 def get_rules_items(ddb, tables: ProfileTables, tenant: str) -> tuple[dict, dict] | None:
-    item = ddb.get_item(TableName=tables.control, Key=rules_key(tenant), ConsistentRead=True).get("Item")
-    key_item = ddb.get_item(TableName=tables.keys, Key=rules_key(tenant), ConsistentRead=True).get("Item")
-    return (item, key_item) if item and key_item else None
+    return _with_key(ddb, tables, tables.control, rules_key(tenant))
 
 
 def put_run(ddb, tables: ProfileTables, tenant: str, run: dict) -> None:

@@ -41,7 +41,7 @@ def put_ruleset(deps: Deps, ruleset: RuleSet) -> dict:
     key = profile_store.rules_key(deps.tenant)
     document = {"ruleset": ruleset.model_dump(mode="json"), "updated_at": deps.now()}
     item, key_item = vault.seal_document(deps.keyring, RULES, key["pk"]["S"], key["sk"]["S"], document)
-    profile_store.put_rules(deps.dynamodb, tables(deps), item, key_item)
+    profile_store.put_rules(deps.dynamodb, tables(deps), deps.tenant, item, key_item)
     return ruleset.model_dump(mode="json")
 
 
@@ -103,7 +103,7 @@ def _store_result(deps: Deps, result, tokens: dict[MemberRef, str], old_members:
     profile_of = {m: p.id for p in result.profiles for m in p.members}
     for edge in result.edges:
         links[profile_of[edge.a]].append(edge)
-    digests = profile_store.profile_digests(deps.dynamodb, t, deps.tenant)
+    stored = profile_store.stored_profiles(deps.dynamodb, t, deps.tenant)
     pk = profile_store.profiles_pk(deps.tenant)
     sealed = []
     for profile in result.profiles:
@@ -111,15 +111,16 @@ def _store_result(deps: Deps, result, tokens: dict[MemberRef, str], old_members:
                     "members": [{"source": m.source, "record_id": m.record_id} for m in profile.members],
                     "links": explain(profile, links[profile.id])["links"]}
         digest = deps.keyring.blind_index("profile", json.dumps(document, sort_keys=True))
-        if hmac.compare_digest(digests.get(profile.id, ""), digest):
+        if profile.id in stored and hmac.compare_digest(stored[profile.id].digest, digest):
             continue
         item, key_item = vault.seal_document(deps.keyring, PROFILES, pk, profile_store.profile_sk(profile.id),
                                              document)
         item.update(digest={"S": digest}, member_count={"N": str(len(profile.members))},
                     updated_at={"S": deps.now()})
         sealed.append((item, key_item))
-    profile_store.write_profiles(deps.dynamodb, t, sealed)
-    gone = sorted(set(digests) - {p.id for p in result.profiles})
+    profile_store.write_profiles(deps.dynamodb, t, deps.tenant, sealed, stored)
+    kept = {p.id for p in result.profiles}
+    gone = {pid: s for pid, s in stored.items() if pid not in kept}
     profile_store.delete_profiles(deps.dynamodb, t, deps.tenant, gone)
     new_members = {(m.source, tokens[m]): pid for m, pid in profile_of.items()}
     changed = {k: v for k, v in new_members.items() if old_members.get(k) != v}

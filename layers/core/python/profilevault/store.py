@@ -4,7 +4,7 @@ Key shapes (pk / sk):
   ControlTable   TENANT#<t> / SOURCE#<name>             source registration (column names only, no personal data)
                  TENANT#<t> / INGESTION#<id>            one ingestion of one landing file
   RecordsTable   TENANT#<t>#SOURCE#<s> / REC#<token>    sealed record payload; <token> is a blind index of the record ID
-  KeysTable      same pk / sk as the record              the record's wrapped data key (crypto-shredding deletes it)
+  KeysTable      same pk / <sk>#K#<kid>                   the record's wrapped data key (crypto-shredding deletes it)
   IndexTable     TENANT#<t>#IDX#<attr>#<hmac> / SOURCE#<s>#REC#<token>   blind-index entry
 Nothing here holds a plaintext value of a row: record IDs appear only as blind tokens.
 """
@@ -18,7 +18,6 @@ from botocore.exceptions import ClientError
 from profilevault.errors import Conflict, NotFound
 
 RECORDS = "records"  # logical table names bound into ciphertexts (AAD)
-TRANSACT_MAX_RECORDS = 50  # 2 items per record, DynamoDB allows 100 actions per transaction
 BATCH_WRITE_MAX = 25
 BATCH_GET_MAX = 100
 
@@ -176,40 +175,52 @@ class SealedRecord:
     index_refs: list[str] = field(default_factory=list)  # "<attr>#<hmac>"
 
 
-def existing_index_refs(ddb, tables: Tables, pk: str, tokens: list[str]) -> dict[str, list[str]]:
-    """token -> index refs of records already stored (to drop index entries whose value changed)."""
-    found: dict[str, list[str]] = {}
+@dataclass(frozen=True)
+class StoredRef:
+    """What a stored record's item says about itself without decrypting anything."""
+
+    kid: str
+    index_refs: tuple[str, ...]
+
+
+def key_sk(sk: str, kid: str) -> str:
+    return f"{sk}#K#{kid}"
+
+
+def stored_refs(ddb, tables: Tables, pk: str, tokens: list[str]) -> dict[str, StoredRef]:
+    """token -> key ID and index refs of the records already stored."""
+    found: dict[str, StoredRef] = {}
     for start in range(0, len(tokens), BATCH_GET_MAX):
         keys = [{"pk": {"S": pk}, "sk": {"S": record_sk(t)}} for t in tokens[start:start + BATCH_GET_MAX]]
-        request = {tables.records: {"Keys": keys, "ProjectionExpression": "sk, index_refs"}}
+        request = {tables.records: {"Keys": keys, "ProjectionExpression": "sk, index_refs, kid",
+                                    "ConsistentRead": True}}
         while request:
             response = ddb.batch_get_item(RequestItems=request)
             for item in response["Responses"].get(tables.records, []):
-                refs = item.get("index_refs", {}).get("SS", [])
-                found[item["sk"]["S"][4:]] = refs
+                found[item["sk"]["S"][4:]] = StoredRef(item["kid"]["S"],
+                                                       tuple(item.get("index_refs", {}).get("SS", ())))
             request = response.get("UnprocessedKeys") or None
     return found
 
 
 def write_records(ddb, tables: Tables, tenant: str, source: str, sealed: list[SealedRecord]) -> int:
-    """Writes records with their keys atomically, then their index entries. Idempotent: the same record
-    written again replaces itself, and index entries of values it no longer has are removed.
-    Returns the number of records that did not exist before."""
+    """Writes records: new keys first, then the records that point at them, then the keys they replaced and the
+    index entries of values they no longer have are removed. Idempotent: the same record written again replaces
+    itself. Returns the number of records that did not exist before."""
     pk = records_pk(tenant, source)
     sealed = list({s.token: s for s in sealed}.values())  # the same record twice in one batch: the last one wins
     new = 0
-    for start in range(0, len(sealed), TRANSACT_MAX_RECORDS):
-        chunk = sealed[start:start + TRANSACT_MAX_RECORDS]
-        before = existing_index_refs(ddb, tables, pk, [s.token for s in chunk])
+    for start in range(0, len(sealed), BATCH_GET_MAX):
+        chunk = sealed[start:start + BATCH_GET_MAX]
+        before = stored_refs(ddb, tables, pk, [s.token for s in chunk])
         new += sum(1 for s in chunk if s.token not in before)
-        actions = []
-        for s in chunk:
-            actions.append({"Put": {"TableName": tables.keys, "Item": s.key_item}})
-            actions.append({"Put": {"TableName": tables.records, "Item": s.record_item}})
-        ddb.transact_write_items(TransactItems=actions)
+        batch_write(ddb, tables.keys, [s.key_item for s in chunk], [])
+        batch_write(ddb, tables.records, [s.record_item for s in chunk], [])
+        batch_write(ddb, tables.keys, [], [{"pk": {"S": pk}, "sk": {"S": key_sk(record_sk(t), ref.kid)}}
+                                          for t, ref in before.items()])
         puts, deletes = [], []
         for s in chunk:
-            stale = set(before.get(s.token, ())) - set(s.index_refs)
+            stale = set(before[s.token].index_refs if s.token in before else ()) - set(s.index_refs)
             entry_sk = index_sk(source, s.token)
             puts += [{"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": entry_sk}} for ref in s.index_refs]
             deletes += [{"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": entry_sk}} for ref in stale]
@@ -218,11 +229,13 @@ def write_records(ddb, tables: Tables, tenant: str, source: str, sealed: list[Se
 
 
 def get_record_items(ddb, tables: Tables, tenant: str, source: str, token: str) -> tuple[dict, dict] | None:
-    key = {"pk": {"S": records_pk(tenant, source)}, "sk": {"S": record_sk(token)}}
-    record = ddb.get_item(TableName=tables.records, Key=key, ConsistentRead=True).get("Item")
+    pk, sk = records_pk(tenant, source), record_sk(token)
+    record = ddb.get_item(TableName=tables.records, Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                          ConsistentRead=True).get("Item")
     if not record:
         return None
-    key_item = ddb.get_item(TableName=tables.keys, Key=key, ConsistentRead=True).get("Item")
+    key_item = ddb.get_item(TableName=tables.keys, ConsistentRead=True,
+                            Key={"pk": {"S": pk}, "sk": {"S": key_sk(sk, record["kid"]["S"])}}).get("Item")
     if not key_item:
         return None  # shredded: the data is unreadable by design
     return record, key_item
@@ -241,18 +254,20 @@ def iter_record_items(ddb, tables: Tables, tenant: str, source: str) -> Iterator
         yield from with_keys(ddb, tables.keys, page)
 
 
-def with_keys(ddb, keys_table: str, records: list[dict]) -> Iterator[tuple[dict, dict]]:
+def with_keys(ddb, keys_table: str, items: list[dict]) -> Iterator[tuple[dict, dict]]:
     """Pairs each item with its wrapped-key item; an item whose key is gone (shredded) is left out."""
     keys = {}
-    request = {keys_table: {"Keys": [{"pk": r["pk"], "sk": r["sk"]} for r in records], "ConsistentRead": True}}
+    wanted = [{"pk": i["pk"], "sk": {"S": key_sk(i["sk"]["S"], i["kid"]["S"])}} for i in items]
+    request = {keys_table: {"Keys": wanted, "ConsistentRead": True}}
     while request:
         response = ddb.batch_get_item(RequestItems=request)
         for item in response["Responses"].get(keys_table, []):
             keys[item["sk"]["S"]] = item
         request = response.get("UnprocessedKeys") or None
-    for r in records:
-        if r["sk"]["S"] in keys:
-            yield r, keys[r["sk"]["S"]]
+    for i in items:
+        key_item = keys.get(key_sk(i["sk"]["S"], i["kid"]["S"]))
+        if key_item:
+            yield i, key_item
 
 
 def count_records(ddb, tables: Tables, tenant: str, source: str) -> int:
@@ -268,26 +283,26 @@ def count_records(ddb, tables: Tables, tenant: str, source: str) -> int:
 
 
 def delete_records(ddb, tables: Tables, tenant: str, source: str, tokens: Iterable[str]) -> int:
-    """Deletes records, their wrapped keys (crypto-shredding) and their index entries."""
+    """Deletes records, every wrapped key they ever had (crypto-shredding) and their index entries."""
     pk = records_pk(tenant, source)
     tokens = list(tokens)
     deleted = 0
     for start in range(0, len(tokens), BATCH_GET_MAX):
-        chunk = tokens[start:start + BATCH_GET_MAX]
-        refs = existing_index_refs(ddb, tables, pk, chunk)
-        keys = [{"pk": {"S": pk}, "sk": {"S": record_sk(t)}} for t in refs]
-        batch_write(ddb, tables.keys, [], keys)
-        batch_write(ddb, tables.records, [], keys)
+        stored = stored_refs(ddb, tables, pk, tokens[start:start + BATCH_GET_MAX])
+        batch_write(ddb, tables.keys, [], [
+            {"pk": k["pk"], "sk": k["sk"]} for t in stored
+            for k in query_prefix(ddb, tables.keys, pk, f"{record_sk(t)}#K#", projection="pk, sk")])
+        batch_write(ddb, tables.records, [], [{"pk": {"S": pk}, "sk": {"S": record_sk(t)}} for t in stored])
         batch_write(ddb, tables.index, [], [
             {"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": index_sk(source, t)}}
-            for t, rs in refs.items() for ref in rs])
-        deleted += len(refs)
+            for t, ref_set in stored.items() for ref in ref_set.index_refs])
+        deleted += len(stored)
     return deleted
 
 
 def all_record_tokens(ddb, tables: Tables, tenant: str, source: str) -> list[str]:
     return [i["sk"]["S"][4:] for i in query_prefix(ddb, tables.records, records_pk(tenant, source), "REC#",
-                                              projection="sk")]
+                                                    projection="sk")]
 
 
 def find_index_entries(ddb, tables: Tables, tenant: str, attribute_ref: str) -> list[tuple[str, str]]:

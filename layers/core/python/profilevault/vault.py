@@ -1,7 +1,12 @@
 """Sealing and opening what we store: every document (a record, a profile, a rule set) gets its own random data
 key, wrapped by the tenant data key and kept in the keys table apart from the data; its AES-256-GCM ciphertext is
-bound to its table, item and attribute. Pure logic; the data-access modules write what this returns."""
+bound to its table, item and attribute. Pure logic; the data-access modules write what this returns.
+
+Each sealing makes a new key with a new key ID (`kid`); the key item lives at `<sk>#K#<kid>` and the data item
+names its kid. So the key can be written first and the data second without a transaction: until the data item is
+replaced it still points at its old key, which is deleted only afterwards."""
 import json
+import secrets
 
 from profilevault import crypto, store
 from profilevault.keyring import TenantKeyring
@@ -12,19 +17,21 @@ KEYS = "keys"
 
 def seal_document(keyring: TenantKeyring, table: str, pk: str, sk: str, document: dict) -> tuple[dict, dict]:
     """-> (attributes for the data item: pk, sk, fmt, payload; the key item for the keys table)."""
-    data_key = crypto.new_data_key()
+    data_key, kid = crypto.new_data_key(), secrets.token_hex(6)
     plaintext = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
-    item = {"pk": {"S": pk}, "sk": {"S": sk}, "fmt": {"N": str(crypto.FORMAT_VERSION)},
+    item = {"pk": {"S": pk}, "sk": {"S": sk}, "fmt": {"N": str(crypto.FORMAT_VERSION)}, "kid": {"S": kid},
             "payload": {"B": crypto.seal(data_key, plaintext, crypto.item_aad(table, pk, sk, "payload"))}}
-    key_item = {"pk": {"S": pk}, "sk": {"S": sk},
-                "wrapped_key": {"B": keyring.wrap_record_key(data_key, crypto.item_aad(KEYS, pk, sk, "wrapped_key"))}}
+    ksk = store.key_sk(sk, kid)
+    key_item = {"pk": {"S": pk}, "sk": {"S": ksk},
+                "wrapped_key": {"B": keyring.wrap_record_key(data_key, crypto.item_aad(KEYS, pk, ksk, "wrapped_key"))}}
     return item, key_item
 
 
 def open_document(keyring: TenantKeyring, table: str, item: dict, key_item: dict) -> dict:
     """A payload moved to another item, or a key of another item, fails with DecryptionFailed."""
     pk, sk = item["pk"]["S"], item["sk"]["S"]
-    data_key = keyring.unwrap_record_key(key_item["wrapped_key"]["B"], crypto.item_aad(KEYS, pk, sk, "wrapped_key"))
+    ksk = store.key_sk(sk, item["kid"]["S"])
+    data_key = keyring.unwrap_record_key(key_item["wrapped_key"]["B"], crypto.item_aad(KEYS, pk, ksk, "wrapped_key"))
     return json.loads(crypto.open_sealed(data_key, item["payload"]["B"], crypto.item_aad(table, pk, sk, "payload")))
 
 
