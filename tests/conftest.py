@@ -179,6 +179,7 @@ def stack(aws_env, monkeypatch, request) -> Stack:
     env = {}
     for spec in deployed.functions.values():
         env.update(spec.env)
+    env["PV_INGESTION_BATCH_WINDOW_SECONDS"] = "0"  # tests run queued jobs themselves, at once
     marker = request.node.get_closest_marker("handler_env")
     env.update(marker.kwargs if marker else {})
     for key, value in env.items():

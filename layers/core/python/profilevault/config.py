@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     jobs_queue_url: str
     default_kms_key_arn: str
     data_key_cache_seconds: int = Field(default=300, ge=0, le=3600)
+    # How long a unification run queued by an ingestion waits for more files of the same burst.
+    ingestion_batch_window_seconds: int = Field(default=5, ge=0, le=900)
 
 
 @lru_cache(maxsize=1)

@@ -102,7 +102,7 @@ def ingest_landing_object(deps: Deps, obj: LandingObject) -> dict:
     finished = _finish(deps, obj, {"status": "completed", **result})
     _remove_from_landing(deps, obj)
     if finished["rows_stored"]:
-        profiles.queue_run(deps, trigger=f"ingestion {obj.ingestion_id}")
+        profiles.queue_run_after_ingestion(deps, obj.ingestion_id)
     return finished
 
 

@@ -176,3 +176,13 @@ def get_run(ddb, tables: ProfileTables, tenant: str, run_id: str) -> dict | None
     item = ddb.get_item(TableName=tables.control, ConsistentRead=True,
                         Key={"pk": {"S": store.tenant_pk(tenant)}, "sk": {"S": f"RUN#{run_id}"}}).get("Item")
     return json.loads(item["doc"]["S"]) if item else None
+
+
+def newer_queued_run(ddb, tables: ProfileTables, tenant: str, run: dict, trigger: str) -> bool:
+    """Is a run of the same trigger queued after `run` and not started yet?"""
+    for item in store.query_prefix(ddb, tables.control, store.tenant_pk(tenant), "RUN#"):
+        other = json.loads(item["doc"]["S"])
+        if (other["id"] != run["id"] and other.get("trigger") == trigger and other.get("status") == "queued"
+                and other.get("queued_at", "") > run.get("queued_at", "")):
+            return True
+    return False

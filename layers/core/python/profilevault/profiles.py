@@ -54,6 +54,15 @@ def queue_run(deps: Deps, trigger: str) -> dict:
     return run
 
 
+def queue_run_after_ingestion(deps: Deps, ingestion_id: str) -> None:
+    """Files tend to arrive in bursts: the run waits a few seconds, and a run whose successor is already queued
+    leaves the work to it (see run_unification)."""
+    run = {"id": "run_" + uuid.uuid4().hex[:20], "status": "queued", "trigger": "ingestion",
+           "ingestion_id": ingestion_id, "queued_at": deps.now()}
+    profile_store.put_run(deps.dynamodb, tables(deps), deps.tenant, run)
+    jobs.enqueue(deps, {"type": "unify", "run_id": run["id"]}, delay_seconds=deps.ingestion_batch_window_seconds)
+
+
 def get_run(deps: Deps, run_id: str) -> dict:
     run = profile_store.get_run(deps.dynamodb, tables(deps), deps.tenant, run_id)
     if run is None:
@@ -77,7 +86,12 @@ def load_records(deps: Deps) -> tuple[list[UnifyRecord], dict[MemberRef, str]]:
 
 def run_unification(deps: Deps, run_id: str) -> dict:
     run = profile_store.get_run(deps.dynamodb, tables(deps), deps.tenant, run_id) or {"id": run_id}
-    if run.get("status") == "completed":
+    if run.get("status") in ("completed", "superseded"):
+        return run
+    if run.get("trigger") == "ingestion" and profile_store.newer_queued_run(
+            deps.dynamodb, tables(deps), deps.tenant, run, trigger="ingestion"):
+        run.update(status="superseded", finished_at=deps.now())
+        profile_store.put_run(deps.dynamodb, tables(deps), deps.tenant, run)
         return run
     started = time.monotonic()
     run.update(status="running", started_at=deps.now())

@@ -256,6 +256,8 @@ def iter_record_items(ddb, tables: Tables, tenant: str, source: str) -> Iterator
 
 def with_keys(ddb, keys_table: str, items: list[dict]) -> Iterator[tuple[dict, dict]]:
     """Pairs each item with its wrapped-key item; an item whose key is gone (shredded) is left out."""
+    if not items:
+        return
     keys = {}
     wanted = [{"pk": i["pk"], "sk": {"S": key_sk(i["sk"]["S"], i["kid"]["S"])}} for i in items]
     request = {keys_table: {"Keys": wanted, "ConsistentRead": True}}

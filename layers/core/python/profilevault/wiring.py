@@ -24,6 +24,7 @@ class Deps:
     vault_bucket: str
     profiles_table: str
     jobs_queue_url: str
+    ingestion_batch_window_seconds: int = 5
     now: Callable[[], str] = field(default=utc_now)
 
 
@@ -40,4 +41,4 @@ def build_deps(settings: Settings | None = None, clients: AwsClients | None = No
                               default_kms_key_arn=settings.default_kms_key_arn,
                               cache_seconds=settings.data_key_cache_seconds),
         vault_bucket=settings.vault_bucket, profiles_table=settings.profiles_table,
-        jobs_queue_url=settings.jobs_queue_url)
+        jobs_queue_url=settings.jobs_queue_url, ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds)
