@@ -1,0 +1,43 @@
+"""Normalisation steps, one behaviour each."""
+import pytest
+
+from profilevault.unification.normalizers import DEFAULT_STEPS, make_normalizer
+
+
+@pytest.mark.parametrize(("steps", "raw", "expected"), [
+    (["whitespace"], " van  der\tBerg ", "vanderBerg"),
+    (["lowercase"], "MÜLLER", "müller"),
+    (["unicode_to_ascii"], "Łódź Müller", "Lodz Muller"),
+    (["symbols"], "O'Brien-Smith!", "OBrien Smith"),
+    (["numerals"], "Ⅷ ❽ ８ 3rd 1.", "8 8 8 3 1"),
+    (["phone"], "+49 (151) 234-567", "49151234567"),
+    (["phone"], "0049 151 234567", "49151234567"),
+    (["name"], "Dr. Hans-Peter Müller", "hans peter mueller"),
+    (["name"], "Frau Prof. Renée O'Neil", "renee oneil"),
+    (["date"], "03.04.1980", "1980-04-03"),
+    (["date"], "3/4/1980", "1980-04-03"),
+    (["date"], "19800403", "1980-04-03"),
+    (["date"], "1980-04-03T10:00:00Z", "1980-04-03"),
+    (["date"], "unknown", "unknown"),
+    (["address"], "Hauptstraße 5a", "hauptstr 5a"),
+    (["address"], "Hauptstr.5a", "hauptstr 5a"),
+    (["address"], "Main Street", "main st"),
+])
+def test_step_normalises_value(steps, raw, expected):
+    assert make_normalizer(steps)(raw) == expected
+
+
+def test_steps_run_in_canonical_order_whatever_order_is_listed():
+    # Given the same steps in two orders / Then both give the same result
+    a = make_normalizer(["whitespace", "lowercase", "unicode_to_ascii", "symbols"])
+    b = make_normalizer(["symbols", "unicode_to_ascii", "lowercase", "whitespace"])
+    assert a("  Jean-Luc  Çelik ") == b("  Jean-Luc  Çelik ") == "jeanlucCelik".lower()
+
+
+def test_value_of_only_symbols_normalises_to_empty():
+    assert make_normalizer(["symbols"])(" -- ") == ""
+
+
+def test_every_attribute_type_has_defaults_made_of_known_steps():
+    for steps in DEFAULT_STEPS.values():
+        make_normalizer(steps)("x")
