@@ -6,7 +6,9 @@ Each sealing makes a new key with a new key ID (`kid`); the key item lives at `<
 names its kid. So the key can be written first and the data second without a transaction: until the data item is
 replaced it still points at its old key, which is deleted only afterwards."""
 import json
-import secrets
+import os
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from profilevault import crypto, store
 from profilevault.keyring import TenantKeyring
@@ -17,10 +19,12 @@ KEYS = "keys"
 
 def seal_document(keyring: TenantKeyring, table: str, pk: str, sk: str, document: dict) -> tuple[dict, dict]:
     """-> (attributes for the data item: pk, sk, fmt, payload; the key item for the keys table)."""
-    data_key, kid = crypto.new_data_key(), secrets.token_hex(6)
+    data_key, kid = crypto.new_data_key(), os.urandom(6).hex()
     plaintext = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    # A fresh key is used once: build its cipher directly rather than through the cache of reused keys.
+    payload = crypto.seal_with(AESGCM(data_key), plaintext, crypto.item_aad(table, pk, sk, "payload"))
     item = {"pk": {"S": pk}, "sk": {"S": sk}, "fmt": {"N": str(crypto.FORMAT_VERSION)}, "kid": {"S": kid},
-            "payload": {"B": crypto.seal(data_key, plaintext, crypto.item_aad(table, pk, sk, "payload"))}}
+            "payload": {"B": payload}}
     ksk = store.key_sk(sk, kid)
     key_item = {"pk": {"S": pk}, "sk": {"S": ksk},
                 "wrapped_key": {"B": keyring.wrap_record_key(data_key, crypto.item_aad(KEYS, pk, ksk, "wrapped_key"))}}
