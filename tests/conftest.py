@@ -42,9 +42,10 @@ class Stack:
         return self.env["PV_DEFAULT_KMS_KEY_ARN"]
 
     def api(self, method: str, path: str, role: str | None = "admin", body=None, query: dict | None = None,
-            raw_body: str | None = None) -> tuple[int, dict, dict]:
+            raw_body: str | None = None, headers: dict | None = None) -> tuple[int, dict, dict]:
         """Calls the API handler with the HTTP API v2 event API Gateway would send after its JWT authorizer."""
         event = api_event(method, path, role, body, query, raw_body)
+        event["headers"].update(headers or {})
         response = self.handlers["PrivacyApiFunction"](event, lambda_context("PrivacyApiFunction"))
         text = response.get("body") or "null"
         return response["statusCode"], json.loads(text), response.get("headers", {})

@@ -66,3 +66,11 @@ def test_unknown_things_are_404_problems(stack):
     stack.api("PUT", "/v1/sources/crm", body=CRM)
     status, problem, _ = stack.api("GET", "/v1/sources/crm/records/missing")
     assert status == 404 and "missing" not in problem["detail"]
+
+
+def test_a_body_that_is_not_json_is_refused_without_echoing_it(stack):
+    event_body = '{"email": "secret@example.org"}'
+    status, problem, _ = stack.api("POST", "/v1/profiles/search", raw_body=event_body,
+                                   headers={"content-type": "application/x-www-form-urlencoded"})
+    assert status == 415
+    assert "secret@example.org" not in str(problem)

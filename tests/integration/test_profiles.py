@@ -156,7 +156,7 @@ def test_profiles_hold_no_plaintext(unified):
 
 def test_a_full_snapshot_replaces_the_previous_one_on_refresh(stack):
     load(stack, shop=False)
-    stack.ingest("crm", "v2.csv", "id,mail,given,family\nc1,anna.new@example.org,Anna,Berg\n".encode())
+    stack.ingest("crm", "v2.csv", b"id,mail,given,family\nc1,anna.new@example.org,Anna,Berg\n")
     status, refresh, _ = stack.api("POST", "/v1/refreshes")
     assert status == 202
     stack.run_jobs()

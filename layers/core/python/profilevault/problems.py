@@ -21,9 +21,20 @@ def from_error(error: ProfileVaultError) -> Response:
 
 
 def from_validation_errors(errors) -> Response:
-    """pydantic errors without the offending input (it may be personal data)."""
-    cleaned = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
-               for e in errors]
+    """pydantic errors without the offending input (it may be personal data): only the location's field names
+    and the message are kept."""
+    cleaned = [{"loc": [str(p) for p in e.get("loc", ()) if isinstance(p, int) or str(p).isidentifier()],
+                "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors]
     detail = "; ".join(f"{'.'.join(e['loc'][1:] or e['loc'])}: {e['msg']}" for e in cleaned) or "invalid request"
     return problem(422, "Invalid request", detail, "https://profilevault.dev/problems/invalid-request",
                    errors=cleaned)
+
+
+def refuse_non_json_body(event: dict) -> dict | None:
+    """The API speaks JSON only: a body in another media type gets a 415 problem (as an API Gateway response)."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    if not event.get("body") or headers.get("content-type", "").lower().startswith("application/json"):
+        return None
+    body = {"type": "about:blank", "title": "Unsupported media type", "status": 415,
+            "detail": "send the body as Content-Type: application/json"}
+    return {"statusCode": 415, "headers": {"Content-Type": PROBLEM_JSON}, "body": json.dumps(body)}
