@@ -64,7 +64,12 @@ def _print_banner(state: dict, state_file: Path, seconds: float) -> None:
         f"  {token_cmd}",
         f"  curl -s -H \"Authorization: Bearer $TOKEN\" {state['api_url']}/v1/sources",
         f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{state['api_url']}/v1/ingestions?source=crm'",
-        f"  aws --endpoint-url {state['aws_endpoint_url']} s3 ls s3://{state['landing_bucket']} --recursive",
+        f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{state['api_url']}/v1/profiles?limit=5'",
+        f"  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' "
+        f"-d '{{\"email\": \"anna.schmidt@example.org\"}}' {state['api_url']}/v1/profiles/search",
+        "  # drop a file into the landing bucket (any S3 client works against the AWS endpoint):",
+        f"  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --endpoint-url {state['aws_endpoint_url']} "
+        f"s3 cp demo/drops/crm/customers.csv s3://{state['landing_bucket']}/sources/crm/full/again.csv",
         "",
         "Ctrl-C stops it.",
     ]
