@@ -17,8 +17,8 @@ A person whose records end in several profiles has a main part (the largest) and
 part is described by the strongest relation any of its records has to any record of the main part, counted in the
 record pairs it costs (what the pairwise recall counts; a part is counted against all other records of its person),
 and by its shape: the sources of its records and the fields they carry (E email, P phone, B birth date, A street,
-F first name, L last name). False merges: pairs of different people in one profile, attributed to the rule of the edge that joined
-their two people's parts, with the statuses above ("same" is what made the engine link them).
+F first name, L last name). False merges: pairs of different people in one profile; the edges that joined records
+of two people are listed by rule and by the statuses above ("same" is what made the engine link them).
 Personal data are printed only with --examples (generated, fictitious people).
 """
 import argparse
@@ -31,7 +31,7 @@ from benchmarks.unification.generator import generate
 from benchmarks.unification.run import USER_RULES
 from profilevault.unification import parse_ruleset, unify
 from profilevault.unification.matching import date_similarity, name_similarity
-from profilevault.unification.normalizers import address, name, phone
+from profilevault.unification.normalizers import address, email, name, phone
 
 ADDRESS = ("street", "house_number", "postal_code")
 
@@ -39,6 +39,7 @@ ADDRESS = ("street", "house_number", "postal_code")
 def _email_status(a: str | None, b: str | None) -> str:
     if not a or not b:
         return "-"
+    a, b = email(a), email(b)
     if a == b:
         return "same"
     (la, _, da), (lb, _, db) = a.partition("@"), b.partition("@")

@@ -107,6 +107,36 @@ def test_swapped_names_match_when_both_name_conditions_are_exact():
     assert len(result.profiles) == 1
 
 
+PHONE_FIRST_NAME = {"rules": [{"name": "phone-and-first-name", "conditions": [
+    {"attribute": "phone", "precision": "exact"}, {"attribute": "first_name", "precision": 0.8}]}]}
+
+
+def test_rule_with_one_name_condition_matches_fully_swapped_names():
+    # Given a support ticket whose agent typed the names into the wrong fields
+    result = unify([rec("crm", "1", phone="+4915112345678", first_name="Karin", last_name="Sauer"),
+                    rec("support", "T1", phone="+4915112345678", first_name="Sauer", last_name="Karin")],
+                   rules(PHONE_FIRST_NAME))
+    # Then the crossed reading holds, and the other name is reported as evidence of the swap
+    assert len(result.profiles) == 1
+    assert result.edges[0].swapped is True
+    assert result.edges[0].scores == {"phone": 1.0, "first_name": 1.0, "last_name": 1.0}
+
+
+def test_rule_with_one_name_condition_needs_the_whole_swap():
+    # Given a household landline; one person's first name happens to be the other's last name
+    result = unify([rec("crm", "1", phone="+49301234567", first_name="Thomas", last_name="Weber"),
+                    rec("crm", "2", phone="+49301234567", first_name="Anna", last_name="Thomas")],
+                   rules(PHONE_FIRST_NAME))
+    # Then they stay apart: Weber is not Anna
+    assert len(result.profiles) == 2
+
+
+def test_gmail_address_written_two_ways_matches_by_default():
+    result = unify([rec("crm", "1", email="anna.weber@googlemail.com"),
+                    rec("newsletter", "n1", email="annaweber+news@gmail.com")], rules(EMAIL))
+    assert len(result.profiles) == 1
+
+
 def test_nickname_matches_full_name():
     result = unify([rec("crm", "1", first_name="Josef", last_name="Huber", birth_date="1950-01-02"),
                     rec("shop", "a", first_name="Sepp", last_name="Huber", birth_date="1950-01-02")],

@@ -18,7 +18,10 @@ A run:
    A pair already linked by an earlier rule is not compared again (rules are OR-ed).
 3. A candidate pair matches a rule when every condition holds (exact: equal normalised values; fuzzy: type-aware
    similarity >= precision; a missing value never holds). A rule with conditions on both first_name and last_name
-   also tries the second record's names crossed over (swapped first/last) and holds if either reading does.
+   also tries the second record's names crossed over (swapped first/last) and holds if either reading does. A rule
+   with a condition on only one of the names (phone + first_name, say) tries the crossed reading too, but then the
+   swap must show in full: the other name must also agree crossed over, at the same precision (a record whose first
+   name equals the other's last name is not enough: "Thomas" is both). Its score is reported with the others.
 4. Clustering is union-find. `always_match` groups are joined first. Then edges are applied best-first (mean
    condition score descending, then rule order). `never_match` is enforced on whole clusters: an edge whose union
    would put a never-match pair into one cluster is refused (`counts["refused"]`), wherever the pair sits in the
@@ -120,6 +123,9 @@ class _CompiledRule:
     name: str
     conditions: list[_Condition]  # exact conditions first, so a failing pair is rejected cheaply
     swap: bool
+    # A rule with one name condition reads a record's names crossed over only when the whole swap shows: the
+    # other name must agree crossed over too (checked at the same precision, reported as a score).
+    swap_check: _Condition | None = None
 
 
 class _Columns:
@@ -165,7 +171,12 @@ def _compile(rule: Rule, index: int, columns: _Columns) -> _CompiledRule:
     for cond in rule.conditions:
         kind = attribute_type(cond.attribute)
         steps_of[cond.attribute] = tuple(cond.normalize) if cond.normalize is not None else DEFAULT_STEPS[kind]
-    swap = NAME_ATTRIBUTES <= steps_of.keys()
+    names = NAME_ATTRIBUTES & steps_of.keys()
+    swap = bool(names)
+    if len(names) == 1:
+        (only,) = names
+        other = "last_name" if only == "first_name" else "first_name"
+        steps_of[other] = steps_of[only]
     compiled = []
     for cond in rule.conditions:
         kind = attribute_type(cond.attribute)
@@ -179,12 +190,21 @@ def _compile(rule: Rule, index: int, columns: _Columns) -> _CompiledRule:
             crossed=columns.column(other, steps) if swap and other else None,
             similarity=SIMILARITY[kind]))
     compiled.sort(key=lambda c: (not c.exact, SELECTIVITY[c.kind]))
-    return _CompiledRule(index=index, name=rule.name, conditions=compiled, swap=swap)
+    swap_check = None
+    if len(names) == 1:
+        name_condition = next(c for c in compiled if c.attribute in NAME_ATTRIBUTES)
+        other = "last_name" if name_condition.attribute == "first_name" else "first_name"
+        swap_check = _Condition(
+            attribute=other, kind="name", exact=name_condition.exact, threshold=name_condition.threshold,
+            precision=name_condition.precision, column=columns.column(other, steps_of[other]),
+            crossed=columns.column(name_condition.attribute, steps_of[other]), similarity=SIMILARITY["name"])
+    return _CompiledRule(index=index, name=rule.name, conditions=compiled, swap=swap, swap_check=swap_check)
 
 
 def _holds(rule: _CompiledRule, i: int, j: int, crossed: bool) -> dict[str, float] | None:
     scores: dict[str, float] = {}
-    for cond in rule.conditions:
+    conditions = rule.conditions + [rule.swap_check] if crossed and rule.swap_check is not None else rule.conditions
+    for cond in conditions:
         a = cond.column[i]
         b = cond.crossed[j] if crossed and cond.crossed is not None else cond.column[j]
         if a is None or b is None:
@@ -219,10 +239,13 @@ def _candidate_pairs(rule: _CompiledRule, columns: _Columns, n: int, limit: int,
     fuzzy = [c for c in rule.conditions if not c.exact]
     if exact:
         # With both names exact, file under the unordered name pair so swapped names share a block.
-        unordered = rule.swap and all(c.exact for c in rule.conditions if c.attribute in NAME_ATTRIBUTES)
+        unordered = rule.swap and rule.swap_check is None and all(
+            c.exact for c in rule.conditions if c.attribute in NAME_ATTRIBUTES)
         # Sub-blocks use the keys of every fuzzy condition of the most selective type (both names, say), so a typo
         # in one name or names swapped between the fields still meet.
         sub_keys = [columns.keys(c.attribute) for c in fuzzy if c.kind == fuzzy[0].kind]
+        if rule.swap_check is not None and fuzzy and fuzzy[0].kind == "name":  # a swapped record files elsewhere
+            sub_keys.append(columns.keys(rule.swap_check.attribute))
         blocks: dict[Any, list[int]] = defaultdict(list)
         cols = [c.column for c in exact]
         for i in range(n):
