@@ -75,6 +75,24 @@ def test_profile_ids_are_stable_across_runs(unified):
     assert {p["id"] for p in profiles(unified)} == before
 
 
+def test_previous_ids_say_where_a_merged_profile_came_from_and_survive_later_runs(stack):
+    # Given profiles built by a rule set that cannot join crm c1 with shop s1
+    stack.api("PUT", "/v1/unification/rules", body={
+        "rules": [{"name": "same-phone", "conditions": [{"attribute": "phone", "precision": "exact"}]}]})
+    load(stack)
+    before = by_members(profiles(stack))
+    c1, s1 = before[frozenset({("crm", "c1")})]["id"], before[frozenset({("shop", "s1")})]["id"]
+    # When the rules start matching e-mail, and a later run changes nothing
+    stack.api("PUT", "/v1/unification/rules", body={
+        "rules": [{"name": "same-email", "conditions": [{"attribute": "email", "precision": "exact"}]}]})
+    for _ in range(2):
+        stack.api("POST", "/v1/unification/runs")
+        stack.run_jobs()
+    # Then the merged profile keeps one of the two IDs and names the other, run after run
+    merged = by_members(profiles(stack))[frozenset({("crm", "c1"), ("shop", "s1")})]
+    assert {merged["id"], *merged["previous_ids"]} == {c1, s1}
+
+
 def test_removing_a_source_splits_its_profiles_and_a_re_add_rebuilds_them(unified):
     anna = by_members(profiles(unified))[frozenset({("crm", "c1"), ("shop", "s1")})]
     status, _, _ = unified.api("DELETE", "/v1/sources/shop")

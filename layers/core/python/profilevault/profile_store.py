@@ -81,11 +81,15 @@ def profile_ids_of_members(ddb, tables: ProfileTables, tenant: str, members: lis
 class StoredProfile:
     digest: str  # keyed HMAC of the sealed content, so it tells nothing about it
     kid: str
+    previous_ids: tuple[str, ...]  # random surrogate IDs, kept in clear so history survives without decrypting
 
 
 def stored_profiles(ddb, tables: ProfileTables, tenant: str) -> dict[str, StoredProfile]:
-    return {i["sk"]["S"][2:]: StoredProfile(i.get("digest", {}).get("S", ""), i["kid"]["S"])
-            for i in store.query_prefix(ddb, tables.profiles, profiles_pk(tenant), "P#", projection="sk, digest, kid")}
+    items = store.query_prefix(ddb, tables.profiles, profiles_pk(tenant), "P#",
+                               projection="sk, digest, kid, previous_ids")
+    return {i["sk"]["S"][2:]: StoredProfile(i.get("digest", {}).get("S", ""), i["kid"]["S"],
+                                            tuple(i.get("previous_ids", {}).get("SS", ())))
+            for i in items}
 
 
 def write_profiles(ddb, tables: ProfileTables, tenant: str, sealed: list[tuple[dict, dict]],

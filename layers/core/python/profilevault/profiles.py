@@ -121,7 +121,10 @@ def _store_result(deps: Deps, result, tokens: dict[MemberRef, str], old_members:
     pk = profile_store.profiles_pk(deps.tenant)
     sealed = []
     for profile in result.profiles:
-        document = {"id": profile.id, "attributes": profile.attributes, "previous_ids": profile.previous_ids,
+        # A run knows only the IDs its members had last time; earlier history is carried forward.
+        earlier = stored[profile.id].previous_ids if profile.id in stored else ()
+        history = sorted(set(profile.previous_ids) | set(earlier))
+        document = {"id": profile.id, "attributes": profile.attributes, "previous_ids": history,
                     "members": [{"source": m.source, "record_id": m.record_id} for m in profile.members],
                     "links": explain(profile, links[profile.id])["links"]}
         digest = deps.keyring.blind_index("profile", json.dumps(document, sort_keys=True))
@@ -131,6 +134,8 @@ def _store_result(deps: Deps, result, tokens: dict[MemberRef, str], old_members:
                                              document)
         item.update(digest={"S": digest}, member_count={"N": str(len(profile.members))},
                     updated_at={"S": deps.now()})
+        if history:
+            item["previous_ids"] = {"SS": history}
         sealed.append((item, key_item))
     profile_store.write_profiles(deps.dynamodb, t, deps.tenant, sealed, stored)
     kept = {p.id for p in result.profiles}
