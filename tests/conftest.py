@@ -135,26 +135,25 @@ def lambda_context(name: str) -> _Context:
     return _Context(name)
 
 
+def sample_event(name: str) -> dict:
+    """A sample event from events/, as the deployed function receives it."""
+    return json.loads((ROOT / "events" / name).read_text())
+
+
 def api_event(method: str, path: str, role: str | None, body=None, query: dict | None = None,
               raw_body: str | None = None) -> dict:
-    claims = {"sub": f"test-{role}", "pv_role": role, "pv_tenant": "default"} if role else {}
+    """events/api_request.json with this request's method, path, query, body and role claim."""
+    event = sample_event("api_request.json")
     query = query or {}
+    context = event["requestContext"]
+    context["http"].update(method=method, path=path)
+    context["requestId"] = str(uuid.uuid4())
+    context["authorizer"]["jwt"]["claims"] = {**context["authorizer"]["jwt"]["claims"], "sub": f"test-{role}",
+                                              "pv_role": role} if role else {}
     text = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
-    return {
-        "version": "2.0", "routeKey": "ANY /v1/{proxy+}", "rawPath": path,
-        "rawQueryString": "&".join(f"{k}={v}" for k, v in query.items()),
-        "headers": {"content-type": "application/json", "authorization": "Bearer test"},
-        "queryStringParameters": query or None,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "local", "domainName": "localhost", "domainPrefix": "local",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
-                     "userAgent": "pytest"},
-            "requestId": str(uuid.uuid4()), "routeKey": "ANY /v1/{proxy+}", "stage": "$default",
-            "time": "29/Nov/2026:00:00:00 +0000", "timeEpoch": 0,
-            "authorizer": {"jwt": {"claims": claims, "scopes": None}},
-        },
-        "body": text, "isBase64Encoded": False,
-    }
+    event.update(rawPath=path, rawQueryString="&".join(f"{k}={v}" for k, v in query.items()),
+                 queryStringParameters=query or None, body=text)
+    return event
 
 
 @pytest.fixture

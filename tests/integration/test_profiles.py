@@ -1,6 +1,7 @@
 """Unification through the real handlers: records from two sources become profiles, stored sealed, readable per
 role, explainable, searchable through blind indexes, undone when a source is removed."""
 import pytest
+from conftest import lambda_context, sample_event
 
 CRM = "id,mail,given,family,born,tel\n" + "".join([
     "c1,anna.berg@example.org,Anna,Berg,1985-03-02,+4930111111\n",
@@ -181,4 +182,14 @@ def test_a_full_snapshot_replaces_the_previous_one_on_refresh(stack):
     assert stack.api("GET", f"/v1/refreshes/{refresh['id']}")[1]["status"] == "completed"
     assert stack.api("GET", "/v1/sources/crm")[1]["record_count"] == 1
     assert stack.api("GET", "/v1/sources/crm/records/c2")[0] == 404
+    assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")})}
+
+
+def test_the_hourly_schedule_refreshes_profiles(stack):
+    load(stack, shop=False)
+    stack.ingest("crm", "v2.csv", b"id,mail\nc1,anna.berg@example.org\n")
+    # When EventBridge fires the schedule (the sample event from events/)
+    run = stack.handlers["RefreshFunction"](sample_event("refresh_schedule.json"), lambda_context("RefreshFunction"))
+    # Then the snapshot is applied and the profiles follow it
+    assert run["status"] == "completed" and run["counts"]["records_deleted"] == 2
     assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")})}
