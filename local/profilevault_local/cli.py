@@ -4,6 +4,7 @@ import logging
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 from profilevault_local.localstack import DEFAULT_REGION, DEFAULT_STATE_FILE, LocalStack, PortBusy
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--region", default=DEFAULT_REGION, help=f"AWS region (default {DEFAULT_REGION})")
     args = parser.parse_args(argv)
     _configure_logging()
+    # Powertools warns whenever a handler published no metric, i.e. on most requests: noise in a terminal.
+    warnings.filterwarnings("ignore", "No application metrics to publish")
     return local_up(args)
 
 
