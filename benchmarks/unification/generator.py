@@ -5,8 +5,9 @@ finds can be scored pairwise. Values are what ingestion would store: emails lowe
 parse, dates as ISO yyyy-mm-dd, names NFC and trimmed with their original case and accents. The noise is the kind
 that survives that normalisation:
 
-- people: German, Austrian/Swiss and international names; 20% share a household (address, landline, mostly the
-  last name) with another person; namesakes are common (a few hundred names for tens of thousands of people).
+- people: German, Austrian/Swiss and international names with realistic frequencies (see "Names" below); 20%
+  share a household (address, landline, mostly the last name) with another person; addresses in 20 German cities
+  with their real number of postal codes (777 codes; ~67 people per code at 100k records).
 - sources: crm (importance 10), shop (20), support (30), newsletter (50); each person is in each source with a
   source-specific probability, at least one; 6% of records are duplicates inside a source.
 - names: nicknames (Sepp for Josef), typos (insert/delete/substitute/transpose), umlauts spelt out or dropped
@@ -31,10 +32,40 @@ Changes after the first version, each for realism (measured effect on 10k, seed 
 - Harder, not easier: Gmail dot/googlemail variants and "+tag" sub-addresses (the engine brief asked for "emails
   with case/dots variations"; the first version had none). They survive ingestion, which only lower-cases.
 
+Names (third revision). The first versions drew uniformly from ~150 given names and ~190 surnames: 55,006
+namesake pairs (same normalised first and last name, different person) among 52k people, 202,753 among 100k.
+Real rates, estimated from published German frequencies: the chance that two random people share a surname is
+sum(p_surname^2) ~ 5e-4 (Müller ~0.95%, Schmidt ~0.74%, the tenth ~0.2%, the top 1000 cover only about a third of
+people), a given name sum(p^2) ~ 4e-3 (top names ~2-3% of their sex over all adult cohorts, half of pairs differ in
+sex); so a full-name collision ~2e-6 per pair of people: ~2.7k namesake pairs among 52k people, ~10k among 100k.
+Now: 174 female and 162 male given names and ~500 surnames in rough frequency order, drawn with Zipf-like weights
+1/rank^s (s = 0.4 for given names: Maria 2.8% of women; s = 0.6 for surnames), listed surnames for 30% of people
+(Müller ~1.1%) and a compound from common name parts (Stein+berger, Lind+ner, ~3,800 forms) for the long tail.
+Measured with `namesake_pairs` (seeds 1/7/42): 3,354 / 3,211 / 3,258 pairs among 52k people (the people of a 100k
+record run), 12,064 / 11,752 / 12,036 among 100k people, a little above the estimate because households share
+surnames. A full name is therefore worth about as much as in real data, and namesakes still exist (Thomas Müller,
+Maria Schmidt), so a name alone remains unsafe (a names-only rule: precision 0.97-0.98 already at 10k records).
+
+Postal codes (same revision): before, a city's code was its two-digit prefix plus three random digits (20,000
+codes, ~2.6 people each at 100k records); now each city has about its real number of codes (see `CITIES`).
+
+What each source carries (checked against what such a system holds; no field was missing that it would hold):
+- crm: name, birth date (90%), email (90%), phone (85%), postal address (95%): the master record.
+- shop: the account email (always), names, the shipping/billing address with street, number, postal code and city
+  (95%; the rest buy downloads or vouchers), phone (50%, optional for the parcel service), birth date (30%).
+- support: email (75%) and/or phone (70%), at least one (a ticket needs a way to answer), names (95%), birth date
+  (20%, asked to verify identity); no address: a helpdesk keeps contact details, not the shipping address.
+- newsletter: the email and, for the salutation, maybe a first name (70%) and a last name (60% of those).
+Consequence: a phone ticket or a newsletter sign-up that shares no email or phone with the rest of its person can
+only be linked by name; `run.linkable_truth` leaves those out.
+
+Phones (fix in this revision): `_phone` returned the exported text itself ("0151 2345678", mistyped numbers), not
+what ingestion stores, although the docstring said otherwise; it now returns `normalize_phone`'s E.164 or nothing.
+
 Known simplifications, left as they are (documented so the score is read right):
-- Harder than reality: the name pool is small (about 150 given names, 190 surnames, uniform), so namesakes are far
-  more common than in a real customer base (~47k namesake pairs among 52k people, against a few thousand for real
-  German name frequencies). Name-only evidence is therefore worth less here than in real data.
+- Harder than reality: postal codes are denser in customers than for a nationwide business (~67 people per code
+  at 100k records, against ~6 for 50k customers over Germany's ~8,200 codes), so name + postal code is less safe
+  here than it would be for most real customer bases (more like a regional business).
 - Easier than reality: no shared family mailboxes ("familie.mueller@..."), no typos in postal codes or house numbers,
   and the first character of a value is never mistyped.
 - Unknowable by design, and realistic: records that share no email, phone, birth date or address with the rest of
@@ -43,6 +74,7 @@ Known simplifications, left as they are (documented so the score is read right):
   them only by name, which namesakes make unsafe; `run.linkable_truth` measures how much of the truth they are.
 """
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -51,39 +83,113 @@ from unidecode import unidecode
 
 from profilevault.normalize import normalize_phone
 from profilevault.unification import UnifyRecord
+from profilevault.unification.normalizers import name as normal_name
 
 SOURCES = {"crm": 10, "shop": 20, "support": 30, "newsletter": 50}
 PRESENCE = {"crm": 0.55, "shop": 0.55, "support": 0.25, "newsletter": 0.35}
 
+# Given names in rough order of frequency among adults in Germany, Austria and Switzerland (all birth cohorts
+# 1940-2005 mixed), then names common among immigrant families and international ones. Rank -> Zipf weight.
 FEMALE = (
-    "Anna Maria Sophie Marie Laura Julia Lena Lea Hannah Emma Mia Lisa Sarah Katharina Johanna Elisabeth Susanne "
-    "Sabine Petra Monika Gabriele Ursula Renate Barbara Claudia Andrea Stefanie Nicole Christina Franziska Theresa "
-    "Magdalena Margarete Ingrid Helga Brigitte Birgit Karin Heike Martina Angelika Cornelia Dorothea Victoria "
-    "Alexandra Patricia Jennifer Chiara Giulia Francesca Camille Chloé Zoë Inès Agnieszka Małgorzata Zeynep Ayşe "
-    "Fatma Elif Olga Natalia Ana Lucía Sofía Ingrid Åsa Sinéad Siobhán Priya Mei Yuki Amira"
+    "Maria Ursula Monika Petra Elisabeth Sabine Renate Helga Karin Brigitte Ingrid Erika Andrea Gisela Claudia "
+    "Susanne Gabriele Christa Christine Anna Birgit Barbara Martina Nicole Stefanie Julia Katharina Sandra Angelika "
+    "Heike Anja Christina Marion Margarete Doris Jutta Laura Sarah Lisa Melanie Silke Tanja Kerstin Daniela Nadine "
+    "Katrin Simone Jessica Jennifer Lena Hannah Sophie Marie Anke Michaela Manuela Bettina Beate Irene Waltraud "
+    "Gertrud Edith Rosemarie Elfriede Hannelore Annette Regina Elke Sonja Eva Nina Katja Franziska Theresa Johanna "
+    "Alexandra Cornelia Dorothea Magdalena Carina Vera Tamara Jana Svenja Lara Leonie Emma Mia Lea Amelie Clara "
+    "Charlotte Emilia Luisa Victoria Patricia Carola Ilse Inge Hildegard Margot Lieselotte Marianne Ute Dagmar "
+    "Iris Antje Britta Ramona Verena Miriam Rebecca Janina Isabel Lucia Rita Bianca Vanessa Michelle Jacqueline "
+    "Celine Alina Pia Paula Greta Ida Helena Ronja Mathilda Frieda Ella Anneliese Gudrun Heidi Astrid Yvonne "
+    "Sylvia Ulrike Marlene Agnes Rosa Theres Chiara Giulia Francesca Elena Camille Chloé Zoë Inès Agnieszka "
+    "Małgorzata Katarzyna Zeynep Ayşe Fatma Elif Emine Merve Olga Natalia Tatjana Svetlana Ana Lucía Sofía Åsa "
+    "Sinéad Siobhán Priya Mei Yuki Amira Leyla"
 ).split()
 MALE = (
-    "Thomas Michael Andreas Stefan Christian Alexander Johannes Josef Peter Wolfgang Klaus Jürgen Frank Markus "
-    "Matthias Martin Florian Tobias Sebastian Maximilian Daniel Benjamin Jan Lukas Felix Jonas Paul Leon Moritz "
-    "Friedrich Heinrich Rudolf Bernhard Ulrich Dieter Uwe Rainer Günter Horst Robert William Richard James Anton "
-    "Theodor Franz Jakob Nikolaus Patrick Edward Marco Luca Giuseppe Francesco Pierre Étienne François José Pedro "
-    "Mehmet Mustafa Ahmet Piotr Krzysztof Tomasz Ivan Dmitri Søren Björn Lars Seán Rajesh Wei Hiroshi Omar"
+    "Thomas Michael Andreas Peter Stefan Klaus Wolfgang Jürgen Christian Frank Hans Uwe Markus Bernd Manfred "
+    "Dieter Werner Günter Gerhard Horst Matthias Martin Alexander Sebastian Daniel Tobias Florian Helmut Heinz "
+    "Karl Walter Rolf Jan Dirk Torsten Sven Ralf Jörg Holger Joachim Rainer Harald Hermann Josef Johannes Georg "
+    "Robert Paul Lukas Maximilian Felix Jonas Leon Tim Niklas Philipp David Simon Benjamin Kevin Dennis Marcel "
+    "Patrick Marco René Oliver Björn Lars Kai Mario Norbert Reinhard Friedrich Heinrich Rudolf Bernhard Ulrich "
+    "Erich Kurt Otto Siegfried Wilhelm Franz Anton Ernst Herbert Gerd Detlef Volker Axel Carsten Jens Timo Moritz "
+    "Christoph Julian Fabian Dominik Marvin Nico Pascal Elias Noah Finn Luca Luis Henry Emil Theo Jakob Valentin "
+    "Konstantin Vincent Leonard Adrian Till Hannes Nikolaus Theodor Richard Gottfried Alois Leopold Ludwig "
+    "Hubert Reto Beat Urs Lorenz Samuel William James Edward Giuseppe Francesco Antonio Pierre Étienne François "
+    "José Pedro Mehmet Mustafa Ahmet Hasan Hüseyin Murat Emre Piotr Krzysztof Tomasz Ivan Dmitri Sergej Søren "
+    "Seán Rajesh Wei Hiroshi Omar Mohammed Ahmad"
 ).split()
+# Surnames: roughly the most frequent ones in Germany in order, then Austrian and Swiss ones, then names common
+# among immigrant families and international ones ("_" stands for a space).
 LAST = (
-    "Müller Schmidt Schneider Fischer Weber Meyer Wagner Becker Schulz Hoffmann Schäfer Koch Bauer Richter Klein Wolf "
-    "Schröder Neumann Schwarz Zimmermann Braun Krüger Hofmann Hartmann Lange Schmitt Werner Schmitz Krause Meier "
-    "Lehmann Schmid Schulze Maier Köhler Herrmann König Walter Mayer Huber Kaiser Fuchs Peters Lang Scholz Möller "
-    "Weiß Jung Hahn Schubert Vogel Friedrich Keller Günther Frank Berger Winkler Roth Beck Lorenz Baumann Franke "
-    "Albrecht Schuster Simon Ludwig Böhm Winter Kraus Martin Schumacher Krämer Vogt Stein Jäger Otto Sommer Groß "
-    "Seidel Heinrich Brandt Haas Schreiber Graf Schulte Dietrich Ziegler Kuhn Kühn Pohl Engel Horn Busch Bergmann "
-    "Thomas Voigt Sauer Arnold Wolff Pfeiffer Gruber Pichler Steiner Moser Hofer Leitner Egger Brunner Gasser "
-    "Rossi Russo Bianchi Romano Colombo Ricci Dubois Laurent Lefèvre Moreau García Fernández López Martínez "
-    "González Rodríguez Silva Santos Nowak Kowalski Wiśniewski Wójcik Yılmaz Kaya Demir Şahin Çelik Smith Jones "
-    "Williams Brown Taylor Wilson O'Brien Murphy Kelly Andersson Johansson Nielsen Hansen Jensen Petrov Ivanov "
-    "Nguyen Tran Kim Lee Wang Chen Singh Patel Khan Ali van der Berg de Vries Janssen"
+    "Müller Schmidt Schneider Fischer Weber Meyer Wagner Becker Schulz Hoffmann Schäfer Koch Bauer Richter Klein "
+    "Wolf Schröder Neumann Schwarz Zimmermann Braun Krüger Hofmann Hartmann Lange Schmitt Werner Schmitz Krause "
+    "Meier Lehmann Schmid Schulze Maier Köhler Herrmann König Walter Mayer Huber Kaiser Fuchs Peters Lang Scholz "
+    "Möller Weiß Jung Hahn Schubert Vogel Friedrich Keller Günther Frank Berger Winkler Roth Beck Lorenz Baumann "
+    "Franke Albrecht Schuster Simon Ludwig Böhm Winter Kraus Martin Schumacher Krämer Vogt Stein Jäger Otto Sommer "
+    "Groß Seidel Heinrich Brandt Haas Schreiber Graf Schulte Dietrich Ziegler Kuhn Kühn Pohl Engel Horn Busch "
+    "Bergmann Thomas Voigt Sauer Arnold Wolff Pfeiffer Ernst Lindner Hübner Kramer Jansen Franz Peter Hammer "
+    "Götz Hermann Schenk Schröter Möller Kurz Schott Ludwig Berg Kaufmann Brand Böttcher Haase Schulte Förster "
+    "Thiel Kolb Marx Walther Beyer Heinz Ritter Schilling Seifert Lorenz Kuhlmann Brinkmann Witt Ebert Hauser "
+    "Raab Mertens Fritz Wendt Dittrich Kunz Sommer Bruns Stark Kirchner Wirth Voß Zimmer Schütz Reuter Nagel "
+    "Lenz Bock Wenzel Kessler Menzel Jakob Hesse Paul Wiese Hansen Runge Pietsch Gerlach Rieger Bürger Sander "
+    "Ott Wolters Michel Hoppe Maurer Henning Wilhelm Thiele Böhme Ulrich Kraft Schade Schwab Weis Moritz Heller "
+    "Kruse Pfeifer Körner Naumann Ahrens Jahn Lutz Bader Schlüter Baier Schütte Frey Harms Thomsen Adam Steffen "
+    "Fink Vogl Horstmann Wegner Sauter Bach Dörr Kübler Hinz Koller Wendel Busse Schäffer Fiedler Hagen Knapp "
+    "Ernst Mack Gebhardt Kellner Ackermann Rösch Hensel Dietz Brenner Petersen Eckert Stahl Rausch Schuler "
+    "Heinemann Urban Brückner Sturm Gärtner Riedel Bähr Dreher Knoll Eberhardt Nowak Schwarze Bock "
+    "Gruber Pichler Steiner Moser Hofer Leitner Egger Brunner Gasser Eder Reiter Mayr Wimmer Baumgartner Auer "
+    "Binder Lechner Wallner Aigner Ebner Lehner Holzer Unger Fuchsberger Rainer Strasser Wieser Haider Stadler "
+    "Höller Resch Hauer Kofler Lackner Riegler Gschwandtner Zauner Pfeifhofer Obermair "
+    "Widmer Wyss Suter Bachmann Studer Bühler Kälin Amstutz Zürcher Lüthi Ammann Hess Sutter Marti Egli "
+    "Christen Zaugg Hug Bucher Stucki Schär Aebischer Flückiger Wenger Schürch Gerber Frei Bühlmann Imhof "
+    "Hunziker Bosshard Kuster Meili Tanner Rüegg Brügger Haller Steiner-Frei Schmidt-Rau Müller-Lüdenscheidt "
+    "von_Stein von_der_Heide zu_Salm van_der_Berg de_Vries Janssen de_Jong Peeters "
+    "Yılmaz Kaya Demir Şahin Çelik Yıldız Yıldırım Öztürk Aydın Özdemir Arslan Doğan Kılıç Aslan Çetin Kara Koç "
+    "Kurt Özkan Polat Kowalski Wiśniewski Wójcik Kowalczyk Kamiński Lewandowski Zieliński Szymański Woźniak "
+    "Dąbrowski Rossi Russo Ferrari Esposito Bianchi Romano Colombo Ricci Marino Greco Bruno Gallo Conti De_Luca "
+    "Ivanov Petrov Smirnov Kuznetsov Popov Sokolov Schewtschenko Nguyen Tran Le Pham Hoang García Fernández "
+    "López Martínez González Rodríguez Sánchez Pérez Silva Santos Ferreira Pereira Oliveira Costa Dubois Laurent "
+    "Lefèvre Moreau Bernard Durand Smith Jones Williams Brown Taylor Wilson O'Brien Murphy Kelly Papadopoulos "
+    "Georgiou Horvat Kovačević Petrović Jovanović Hadžić Novak Dvořák Khan Ali Ahmed Hussain Haddad Singh "
+    "Patel Kim Park Wang Li Zhang Chen Andersson Johansson Nielsen Jensen Virtanen Schindler Schramm Brauer "
+    "Fleischer Bartsch Engelhardt Decker Kopp Scheffler Lindemann Ruf Stumpf Hering Weidner Schirmer Roos "
+    "Wittmann Hecht Rupp Benz Geiger Funk Hoffmeister Kienzle Eichhorn Böhmer Ehlers Jordan Kunze Stephan Hein "
+    "Reinhardt Martens Philipp Held Wittig Seiler Weiss Schumann Sievers Behrens Bartels Lemke Kaminski Rohde "
+    "Krebs Hartwig Fries Vetter Gottschalk Reimann Dahl Fiebig Beckmann Niemann Wolter Oswald Steinbach Frick "
+    "Kern Seitz Berndt"
 ).split()
-# Multi-word surnames are rejoined below; the list above is split on spaces for brevity.
-LAST = [w for w in LAST if w not in ("van", "der", "de")] + ["van der Berg", "de Vries", "von Stein", "Schmidt-Rau"]
+# The long tail: most people in Germany carry a surname outside any top list (the 500 most frequent cover
+# roughly a quarter of the population). Compounds of common name parts stand for it.
+LAST_STEMS = (
+    "Acker Adler Alt Amsel Bach Baum Berg Birk Blum Brand Breit Brun Buch Burg Dorn Eber Eck Eich Engel Falk Feld "
+    "Fels Fink Forst Frei Fried Gold Grün Hag Hain Hart Hasel Heid Hell Hinter Hoch Hof Holz Horn Hub Kalt Kirch "
+    "Kling Kohl Kreuz Kron Laub Lind Loh Mark Mittel Moos Mühl Neu Nuss Ober Ort Rein Ried Rosen Sand Schön "
+    "Stein Sturm Tann Unter Wald Warm Weiden Wend Wies Wild Wind Zell Ahl Bern Dürr Ess Gött Hirsch Kamp Kiesel "
+    "Lauter Lerch Löw Ross Spitz Stroh Thal Wachs"
+).split()
+LAST_ENDINGS = (
+    "mann er berger bauer meier mayr huber hofer ner inger ecker hausen brecht hardt hammer müller schmid wald "
+    "feld stein berg horn bach thal dorf rieder leitner lechner moser gruber egger wieser ler ke el ert ing "
+    "maier kamp hoff brock wedel"
+).split()
+LAST = list(dict.fromkeys(name.replace("_", " ") for name in LAST))
+# Zipf-like weights by rank (weight 1/rank^s). The exponents are set so that the shares match published German
+# frequencies in order of magnitude: Müller ~1% of people, Schmidt ~0.7%, the tenth surname ~0.25%; the most
+# common given name ~3% of its sex (all adult cohorts mixed, so no single name dominates as in one birth year).
+LISTED_SURNAME_SHARE = 0.3  # the rest draw a compound from the long tail
+SURNAME_ZIPF, GIVEN_NAME_ZIPF = 0.6, 0.4
+
+
+def _cumulative(count: int, exponent: float) -> list[float]:
+    total, out = 0.0, []
+    for rank in range(1, count + 1):
+        total += rank ** -exponent
+        out.append(total)
+    return out
+
+
+_FEMALE_CUM = _cumulative(len(FEMALE), GIVEN_NAME_ZIPF)
+_MALE_CUM = _cumulative(len(MALE), GIVEN_NAME_ZIPF)
+_LAST_CUM = _cumulative(len(LAST), SURNAME_ZIPF)
 NICKNAMES = {
     "Robert": ["Bob", "Rob"], "William": ["Bill", "Will"], "Katharina": ["Kathi", "Kati"], "Johannes": ["Hans"],
     "Josef": ["Sepp", "Jupp"], "Alexander": ["Alex", "Sascha"], "Andreas": ["Andi"], "Christian": ["Chris"],
@@ -101,12 +207,19 @@ STREETS = (
     "Industrie Lessing Uhland Herder Kant Wilhelm Friedrich Luisen Königs Brunnen Am Anger Tal See Bach"
 ).split()
 STREET_KINDS = ("straße", "weg", "gasse", "allee", "platz", "ring")
+# (city, first two digits of its postal codes, number of postal codes it has: roughly the real count). A postal code
+# covers a few thousand to ten thousand residents; people are spread over the codes evenly, so a city draws people
+# in proportion to its codes.
 CITIES = (
-    ("Berlin", "10"), ("Hamburg", "20"), ("München", "80"), ("Köln", "50"), ("Frankfurt am Main", "60"),
-    ("Stuttgart", "70"), ("Düsseldorf", "40"), ("Leipzig", "04"), ("Dortmund", "44"), ("Essen", "45"),
-    ("Bremen", "28"), ("Dresden", "01"), ("Hannover", "30"), ("Nürnberg", "90"), ("Augsburg", "86"),
-    ("Freiburg im Breisgau", "79"), ("Regensburg", "93"), ("Würzburg", "97"), ("Münster", "48"), ("Kiel", "24"),
+    ("Berlin", "10", 190), ("Hamburg", "20", 100), ("München", "80", 75), ("Köln", "50", 45),
+    ("Frankfurt am Main", "60", 40), ("Stuttgart", "70", 30), ("Düsseldorf", "40", 35), ("Leipzig", "04", 35),
+    ("Dortmund", "44", 30), ("Essen", "45", 25), ("Bremen", "28", 30), ("Dresden", "01", 30), ("Hannover", "30", 25),
+    ("Nürnberg", "90", 25), ("Augsburg", "86", 10), ("Freiburg im Breisgau", "79", 10), ("Regensburg", "93", 8),
+    ("Würzburg", "97", 7), ("Münster", "48", 12), ("Kiel", "24", 15),
 )
+# Every postal code of every city, spread over the city's range (fixed, independent of the seed).
+POSTAL_CODES = [(city, f"{prefix}{(i * 997 // count) % 1000:03d}") for city, prefix, count in CITIES
+                for i in range(count)]
 DOMAINS = ("gmail.com", "web.de", "gmx.de", "gmx.net", "t-online.de", "outlook.com", "yahoo.de", "icloud.com",
            "posteo.de", "mail.de", "freenet.de", "hotmail.com")
 WORK_DOMAINS = ("siemens.com", "bosch.de", "sap.com", "allianz.de", "uni-muenchen.de", "stadt-koeln.de", "dm.de",
@@ -167,6 +280,25 @@ def typo(rng: random.Random, value: str) -> str:
     return value[:i - 1] + value[i] + value[i - 1]
 
 
+def given_name(rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        return rng.choices(FEMALE, cum_weights=_FEMALE_CUM)[0]
+    return rng.choices(MALE, cum_weights=_MALE_CUM)[0]
+
+
+def surname(rng: random.Random) -> str:
+    if rng.random() < LISTED_SURNAME_SHARE:
+        return rng.choices(LAST, cum_weights=_LAST_CUM)[0]
+    return rng.choice(LAST_STEMS) + rng.choice(LAST_ENDINGS)
+
+
+def namesake_pairs(people: int, seed: int = 1) -> int:
+    """Pairs of different generated people with the same normalised first and last name (a realism check)."""
+    world = _World(random.Random(seed))
+    counts = Counter((normal_name(p.first), normal_name(p.last)) for p in (world.person(pid) for pid in range(people)))
+    return sum(n * (n - 1) // 2 for n in counts.values())
+
+
 class _World:
     def __init__(self, rng: random.Random):
         self.rng = rng
@@ -194,16 +326,16 @@ class _World:
         rng = self.rng
         street = rng.choice(STREETS) + rng.choice(STREET_KINDS)
         number = str(rng.randrange(1, 160)) + (rng.choice("abc") if rng.random() < 0.1 else "")
-        city, prefix = rng.choice(CITIES)
-        return street, number, prefix + f"{rng.randrange(0, 1000):03d}", city
+        city, postal = rng.choice(POSTAL_CODES)
+        return street, number, postal, city
 
     def person(self, pid: int) -> Person:
         rng = self.rng
         housemate = rng.choice(self.households) if self.households and rng.random() < 0.2 else None
-        first = rng.choice(FEMALE if rng.random() < 0.5 else MALE)
+        first = given_name(rng)
         while housemate and first == housemate.first:  # families rarely give one name twice
-            first = rng.choice(FEMALE + MALE)
-        last = housemate.last if housemate and rng.random() < 0.7 else rng.choice(LAST)
+            first = given_name(rng)
+        last = housemate.last if housemate and rng.random() < 0.7 else surname(rng)
         born = date.fromordinal(date(1940, 1, 1).toordinal() + rng.randrange(66 * 365))
         year = born.year
         f, lname = _ascii_handle(first), _ascii_handle(last)
@@ -284,10 +416,12 @@ def _phone(rng: random.Random, p: Person) -> str | None:
         return None
     roll = rng.random()
     if roll < 0.03:
-        return "0" + phone[3:6] + " " + phone[6:]  # a national format that ingestion could not parse
-    if roll < 0.04:
-        return phone[:-3] + typo(rng, phone[-3:] + "0")[:3]
-    return phone
+        exported = "0" + phone[3:6] + " " + phone[6:]  # national format, which ingestion reads as +49
+    elif roll < 0.04:
+        exported = phone[:-3] + typo(rng, phone[-3:] + "0")[:3]
+    else:
+        exported = phone
+    return _stored_phone(exported)  # what ingestion stores: E.164, or nothing for a number it rejects
 
 
 def _address(rng: random.Random, p: Person) -> dict[str, str]:
