@@ -1,6 +1,6 @@
 """HTTP API: sources, records, ingestions, tenant key, unification rules and runs, profiles.
-Routes parse, check the caller's role, call one logic
-function and shape the response; every error becomes a problem body in profilevault.problems."""
+Routes parse, check the caller's role, call one logic function and shape the response; every error becomes a
+problem body in profilevault.problems."""
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -49,7 +49,7 @@ def accepted(body: dict) -> Response:
 
 
 def caller(*allowed: Role) -> Role:
-    role = role_from_claims(app.current_event.request_context.authorizer.jwt_claim or {})
+    role = role_from_claims(app.current_event.request_context.authorizer.jwt_claim or {}, deps.tenant)
     require(role, set(allowed) if allowed else EVERYONE)
     return role
 

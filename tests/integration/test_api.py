@@ -1,5 +1,6 @@
 """The HTTP API's contract for sources and access control, through the real handler."""
 import pytest
+from conftest import api_event, lambda_context
 
 CRM = {"format": "csv", "primary_key": "id", "importance": 1,
        "fields": {"mail": "email", "given": "first_name", "note": "custom.note"}}
@@ -74,3 +75,11 @@ def test_a_body_that_is_not_json_is_refused_without_echoing_it(stack):
                                    headers={"content-type": "application/x-www-form-urlencoded"})
     assert status == 415
     assert "secret@example.org" not in str(problem)
+
+
+def test_a_token_for_another_tenant_is_refused(stack):
+    event_claims = {"pv_role": "admin", "pv_tenant": "someone-else"}
+    event = api_event("GET", "/v1/sources", "admin")
+    event["requestContext"]["authorizer"]["jwt"]["claims"] = event_claims
+    response = stack.handlers["PrivacyApiFunction"](event, lambda_context("PrivacyApiFunction"))
+    assert response["statusCode"] == 403

@@ -14,7 +14,10 @@ class Role(StrEnum):
 EVERYONE = frozenset(Role)
 
 
-def role_from_claims(claims: dict) -> Role:
+def role_from_claims(claims: dict, tenant: str) -> Role:
+    """The token must be for this deployment's tenant (claim pv_tenant) and carry a role (claim pv_role)."""
+    if claims.get("pv_tenant") != tenant:
+        raise Forbidden("the token is not for this tenant (claim pv_tenant)")
     try:
         return Role(claims.get("pv_role", ""))
     except ValueError:
