@@ -1,6 +1,6 @@
 """Why the benchmark's clusters differ from the truth: missed pairs and false merges by category.
 
-    .venv/bin/python -m benchmarks.unification.analyse --records 10000 [--seed 1] [--examples 3]
+    .venv/bin/python -m benchmarks.unification.analyse --records 10000 [--seed 1] [--examples 3] [--scenario issue]
 
 Missed pair: two records of one person in different profiles. Each is described by how the two records relate on
 each piece of evidence, after the engine's default normalisation:
@@ -27,7 +27,7 @@ from collections import Counter, defaultdict
 
 from rapidfuzz.distance import Levenshtein
 
-from benchmarks.unification.generator import generate
+from benchmarks.unification.generator import SCENARIOS, generate
 from benchmarks.unification.run import USER_RULES
 from profilevault.unification import parse_ruleset, unify
 from profilevault.unification.matching import date_similarity, name_similarity
@@ -109,8 +109,25 @@ def _fields(attributes: dict) -> list[str]:
     return [short for field, short in _SHORT.items() if attributes.get(field)]
 
 
-def analyse(records: int, seed: int, examples: int) -> dict:
-    recs, truth = generate(records, seed)
+def noise_kind(statuses: tuple[str, ...]) -> str:
+    """The generator's noise kind that explains a missed relation (the output of `describe`), most specific first:
+    a shared identifier written differently, an address from before a move, an identifier both carry but a name the
+    rule also needs missing or too different, or no identifier present on both sides at all (missing values)."""
+    status = dict(s.partition(":")[::2] for s in statuses)
+    evidence = [status[f] for f in ("email", "phone", "birth")] + [status["addr"]]
+    if "typo" in evidence or "street~" in evidence:
+        return "typo in a shared identifier"
+    if "same" in evidence or "fmt" in evidence:
+        if status["name"].startswith("-"):
+            return "shared identifier, name missing (rule needs it)"
+        return "shared identifier, name differs (nickname/typo/swap)"
+    if "diff" in evidence:
+        return "different value (old address after a move, or an alternate email/phone)"
+    return "missing values: no identifier present on both sides"
+
+
+def analyse(records: int, seed: int, examples: int, scenario: str = "issue") -> dict:
+    recs, truth = generate(records, seed, scenario)
     result = unify(recs, parse_ruleset(USER_RULES))
     position = {(r.source, r.record_id): i for i, r in enumerate(recs)}
     profile_of = [0] * len(recs)
@@ -122,6 +139,7 @@ def analyse(records: int, seed: int, examples: int) -> dict:
     for i, pid in enumerate(truth):
         by_person[pid].append(i)
     missed: Counter = Counter()
+    kinds: Counter = Counter()
     orphans: Counter = Counter()
     shown: dict[tuple, list] = defaultdict(list)
     for members in by_person.values():
@@ -138,6 +156,7 @@ def analyse(records: int, seed: int, examples: int) -> dict:
                        key=_strength)
             lost = len(part) * (len(members) - len(part))  # pairs (approximately: once per part) it costs
             missed[best] += lost
+            kinds[noise_kind(best)] += lost
             shape = tuple(sorted(f"{recs[i].source}[{','.join(_fields(recs[i].attributes))}]" for i in part))
             orphans[shape] += 1
             if len(shown[best]) < examples:
@@ -156,7 +175,9 @@ def analyse(records: int, seed: int, examples: int) -> dict:
         false_pairs += (total * (total - 1) - sum(c * (c - 1) for c in people.values())) // 2
 
     out = {
-        "records": records, "seed": seed, "missed_pairs": sum(missed.values()), "false_pairs": false_pairs,
+        "records": records, "seed": seed, "scenario": scenario,
+        "missed_pairs": sum(missed.values()), "false_pairs": false_pairs,
+        "missed_by_noise_kind": [{"pairs": n, "kind": k} for k, n in kinds.most_common()],
         "missed_by_category": [{"pairs": n, "category": " ".join(k)} for k, n in missed.most_common(25)],
         "split_off_parts_by_shape": [{"parts": n, "records": " + ".join(k)} for k, n in orphans.most_common(20)],
         "false_edges_by_category": [{"edges": n, "category": " ".join(k)} for k, n in false.most_common(15)],
@@ -171,8 +192,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--examples", type=int, default=0)
+    parser.add_argument("--scenario", choices=SCENARIOS, default="issue")
     args = parser.parse_args()
-    print(json.dumps(analyse(args.records, args.seed, args.examples), indent=1, ensure_ascii=False))
+    print(json.dumps(analyse(args.records, args.seed, args.examples, args.scenario), indent=1, ensure_ascii=False))
 
 
 if __name__ == "__main__":

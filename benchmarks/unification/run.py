@@ -1,11 +1,13 @@
 """Unification quality and speed on generated, labelled data.
 
-    .venv/bin/python -m benchmarks.unification.run --records 10000 [--seed 1] [--repeat 1]
+    .venv/bin/python -m benchmarks.unification.run --records 10000 [--seed 1] [--repeat 1] [--scenario issue]
 
-Prints one JSON line: records, people, profiles, pairwise precision/recall/F1 of the clusters against the known
-truth (over all pairs of records: a pair is positive when both records end in one profile), the engine's seconds
-(wall and CPU, best of --repeat; generation excluded) and its peak memory (tracemalloc, measured in a separate run
-because tracing slows Python down) plus the process's maximum RSS. `linkable.recall` is the recall against the truth
+Prints one JSON line: records, people, profiles, the generator's scenario (`issue`, the default: only the noise
+kinds the issue lists; `alternate-identifiers`: also second emails and phones, see the generator's docstring),
+pairwise precision/recall/F1 of the clusters against the known truth (over all pairs of records: a pair is
+positive when both records end in one profile), the engine's seconds (wall and CPU, best of --repeat; generation
+excluded) and its peak memory (tracemalloc, measured in a separate run because tracing slows Python down) plus the
+process's maximum RSS. `linkable.recall` is the recall against the truth
 a perfect engine could reach (see `linkable_truth`), to tell engine misses from records the data cannot place.
 
 The rule set is fixed below and written the way a user would write it from the issue's example; it was not tuned to
@@ -27,7 +29,7 @@ import time
 import tracemalloc
 from collections import Counter
 
-from benchmarks.unification.generator import generate
+from benchmarks.unification.generator import SCENARIOS, generate
 from profilevault.unification import parse_ruleset, unify
 from profilevault.unification.normalizers import email as mailbox
 
@@ -101,11 +103,13 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--scenario", choices=SCENARIOS, default="issue",
+                        help="the generator's noise model (see benchmarks/unification/generator.py)")
     parser.add_argument("--no-memory", action="store_true", help="skip the (slow) tracemalloc run")
     args = parser.parse_args()
 
     ruleset = parse_ruleset(USER_RULES)
-    records, truth = generate(args.records, args.seed)
+    records, truth = generate(args.records, args.seed, args.scenario)
     position = {(r.source, r.record_id): i for i, r in enumerate(records)}
 
     best = best_cpu = float("inf")
@@ -118,6 +122,7 @@ def main() -> None:
     assert result is not None
     clusters = [[position[(m.source, m.record_id)] for m in p.members] for p in result.profiles]
     line = {"records": len(records), "people": len(set(truth)), "profiles": len(result.profiles), "seed": args.seed,
+            "scenario": args.scenario,
             **pairwise_scores(clusters, truth), "seconds": round(best, 2),
             "cpu_seconds": round(best_cpu, 2)}
     linkable = pairwise_scores(clusters, linkable_truth(records, truth))
