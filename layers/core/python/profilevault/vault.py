@@ -5,9 +5,9 @@ bound to its table, item and attribute. Pure logic; the data-access modules writ
 Each sealing makes a new key with a new key ID (`kid`); the key item lives at `<sk>#K#<kid>` and the data item
 names its kid. So the key can be written first and the data second without a transaction: until the data item is
 replaced it still points at its old key, which is deleted only afterwards."""
-import json
 import os
 
+import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from profilevault import crypto, store
@@ -20,7 +20,7 @@ KEYS = "keys"
 def seal_document(keyring: TenantKeyring, table: str, pk: str, sk: str, document: dict) -> tuple[dict, dict]:
     """-> (attributes for the data item: pk, sk, fmt, payload; the key item for the keys table)."""
     data_key, kid = crypto.new_data_key(), os.urandom(6).hex()
-    plaintext = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    plaintext = orjson.dumps(document)
     # A fresh key is used once: build its cipher directly rather than through the cache of reused keys.
     payload = crypto.seal_with(AESGCM(data_key), plaintext, crypto.item_aad(table, pk, sk, "payload"))
     item = {"pk": {"S": pk}, "sk": {"S": sk}, "fmt": {"N": str(crypto.FORMAT_VERSION)}, "kid": {"S": kid},
@@ -36,7 +36,7 @@ def open_document(keyring: TenantKeyring, table: str, item: dict, key_item: dict
     pk, sk = item["pk"]["S"], item["sk"]["S"]
     ksk = store.key_sk(sk, item["kid"]["S"])
     data_key = keyring.unwrap_record_key(key_item["wrapped_key"]["B"], crypto.item_aad(KEYS, pk, ksk, "wrapped_key"))
-    return json.loads(crypto.open_sealed(data_key, item["payload"]["B"], crypto.item_aad(table, pk, sk, "payload")))
+    return orjson.loads(crypto.open_sealed(data_key, item["payload"]["B"], crypto.item_aad(table, pk, sk, "payload")))
 
 
 def record_token(keyring: TenantKeyring, source: str, record_id: str) -> str:
