@@ -13,8 +13,20 @@ deps = build_deps()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
+MAX_RECEIVES = 3  # the jobs queue's redrive policy moves a job to its DLQ after this many tries
+
+
 def run_job(record: SQSRecord) -> None:
     job = json.loads(record.body)
+    try:
+        dispatch(job)
+    except Exception as error:
+        if int(record.attributes.approximate_receive_count) >= MAX_RECEIVES:
+            profiles.mark_run_failed(deps, job["run_id"], f"{type(error).__name__} after {MAX_RECEIVES} tries")
+        raise
+
+
+def dispatch(job: dict) -> None:
     if job["type"] == "unify":
         profiles.run_unification(deps, job["run_id"])
     elif job["type"] == "purge_source":

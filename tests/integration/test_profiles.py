@@ -193,3 +193,18 @@ def test_the_hourly_schedule_refreshes_profiles(stack):
     # Then the snapshot is applied and the profiles follow it
     assert run["status"] == "completed" and run["counts"]["records_deleted"] == 2
     assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")})}
+
+
+@pytest.mark.handler_env(PV_DATA_KEY_CACHE_SECONDS="0")
+def test_a_run_that_keeps_failing_says_so_before_its_job_goes_to_the_dead_letter_queue(stack):
+    load(stack, shop=False)
+    stack.kms.disable_key(KeyId=stack.tenant_key_arn)
+    run = stack.api("POST", "/v1/unification/runs")[1]
+    messages = stack.queue_messages("JobsQueue", max_messages=1)
+    for receive in (1, 2, 3):
+        message = {**messages[0], "Attributes": {**messages[0]["Attributes"],
+                                                 "ApproximateReceiveCount": str(receive)}}
+        assert stack.deliver([message], "JobsQueue", "RefreshFunction")["batchItemFailures"]
+        status = stack.api("GET", f"/v1/unification/runs/{run['id']}")[1]["status"]
+        assert status == ("failed" if receive == 3 else "running")
+    assert "KeyUnavailable" in stack.api("GET", f"/v1/unification/runs/{run['id']}")[1]["reason"]

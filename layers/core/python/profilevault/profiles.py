@@ -70,6 +70,13 @@ def get_run(deps: Deps, run_id: str) -> dict:
     return run
 
 
+def mark_run_failed(deps: Deps, run_id: str, reason: str) -> None:
+    """A run whose job is about to land in the dead-letter queue says so, instead of staying 'running'."""
+    run = profile_store.get_run(deps.dynamodb, tables(deps), deps.tenant, run_id) or {"id": run_id}
+    run.update(status="failed", reason=reason, finished_at=deps.now())
+    profile_store.put_run(deps.dynamodb, tables(deps), deps.tenant, run)
+
+
 def load_records(deps: Deps) -> tuple[list[UnifyRecord], dict[MemberRef, str]]:
     """Every record of the tenant, opened, with the blind token of each member."""
     records, tokens = [], {}
