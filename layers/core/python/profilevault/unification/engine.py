@@ -43,6 +43,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
+from operator import methodcaller
 from typing import Any
 
 from profilevault.unification.matching import NAME_ATTRIBUTES, SELECTIVITY, SIMILARITY, attribute_type, blocking_keys
@@ -51,6 +52,7 @@ from profilevault.unification.normalizers import DEFAULT_STEPS, make_normalizer
 from profilevault.unification.rules import Rule, RuleSet
 
 BLOCK_LIMIT = 200
+_SMALL_BLOCK = 6  # exact blocks up to this size are sub-blocked by testing each pair
 ALWAYS_MATCH_RULE = "always_match"
 
 
@@ -129,13 +131,23 @@ class _CompiledRule:
 
 
 class _Columns:
-    """Normalised attribute values per record, computed once per (attribute, steps) and run."""
+    """Normalised attribute values per record, computed once per (attribute, steps) and run.
+
+    Each distinct raw value is normalised once and the column is filled by one C-level dict lookup per record:
+    a Python call per record and column was the largest single cost of a run (names and codes repeat a lot)."""
 
     def __init__(self, records: list[UnifyRecord]):
-        self._records = records
+        self._attributes = [rec.attributes for rec in records]
+        self._raw: dict[str, list[str | None]] = {}
         self._normalizers: dict[tuple[str, ...], Callable[[str], str]] = {}
         self._columns: dict[tuple[str, tuple[str, ...]], list[str | None]] = {}
         self._keys: dict[tuple[str, str], list[tuple[str, ...] | None]] = {}
+
+    def _raw_column(self, attribute: str) -> list[str | None]:
+        raw = self._raw.get(attribute)
+        if raw is None:
+            raw = self._raw[attribute] = list(map(methodcaller("get", attribute), self._attributes))
+        return raw
 
     def column(self, attribute: str, steps: tuple[str, ...]) -> list[str | None]:
         key = (attribute, steps)
@@ -143,8 +155,10 @@ class _Columns:
             normalize = self._normalizers.get(steps)
             if normalize is None:
                 normalize = self._normalizers[steps] = make_normalizer(steps)
-            self._columns[key] = [(normalize(raw) or None) if (raw := rec.attributes.get(attribute)) else None
-                                  for rec in self._records]
+            raw = self._raw_column(attribute)
+            # A missing or empty value (before or after normalising) is None: it is absent from the table.
+            table = {value: normalize(value) or None for value in dict.fromkeys(raw) if value}
+            self._columns[key] = list(map(table.get, raw))
         return self._columns[key]
 
     def keys(self, attribute: str) -> list[tuple[str, ...] | None]:
@@ -152,17 +166,10 @@ class _Columns:
         kind = attribute_type(attribute)
         key = (attribute, kind)
         if key not in self._keys:
-            memo: dict[str, tuple[str, ...]] = {}
-            out: list[tuple[str, ...] | None] = []
-            for value in self.column(attribute, DEFAULT_STEPS[kind]):
-                if value is None:
-                    out.append(None)
-                    continue
-                keys = memo.get(value)
-                if keys is None:
-                    keys = memo[value] = tuple(sorted(blocking_keys(kind, value)))
-                out.append(keys or None)
-            self._keys[key] = out
+            column = self.column(attribute, DEFAULT_STEPS[kind])
+            table = {value: tuple(sorted(blocking_keys(kind, value))) or None
+                     for value in dict.fromkeys(column) if value is not None}
+            self._keys[key] = list(map(table.get, column))
         return self._keys[key]
 
 
@@ -232,47 +239,60 @@ def _match(rule: _CompiledRule, i: int, j: int) -> tuple[dict[str, float], bool]
     return None
 
 
+def _exact_keys(rule: _CompiledRule, exact: list[_Condition]) -> list[Any]:
+    """Per record, the block key of the rule's exact conditions (None when a value is missing)."""
+    cols = [c.column for c in exact]
+    # With both names exact, file under the unordered name pair so swapped names share a block.
+    unordered = rule.swap and rule.swap_check is None and all(
+        c.exact for c in rule.conditions if c.attribute in NAME_ATTRIBUTES)
+    if len(cols) == 1 and not unordered:
+        return cols[0]  # the values themselves: a string hashes once, a tuple at every lookup
+    keys: list[Any] = [None if None in values else values for values in zip(*cols, strict=True)]
+    if unordered:
+        is_name = [c.attribute in NAME_ATTRIBUTES for c in exact]
+        for i, values in enumerate(keys):
+            if values is not None:
+                names = tuple(sorted(v for name, v in zip(is_name, values, strict=True) if name))
+                keys[i] = names + tuple(v for name, v in zip(is_name, values, strict=True) if not name)
+    return keys
+
+
 def _candidate_pairs(rule: _CompiledRule, columns: _Columns, n: int, limit: int,
                      counts: Counter) -> Iterator[tuple[int, int]]:
-    """Candidate pairs (i < j) of one rule from its blocks; see the module docstring."""
+    """Candidate pairs (i < j) of one rule from its blocks; see the module docstring. The order of the pairs is
+    irrelevant: every pair comes at most once per rule and matches are sorted before clustering."""
     exact = [c for c in rule.conditions if c.exact]
     fuzzy = [c for c in rule.conditions if not c.exact]
     if exact:
-        # With both names exact, file under the unordered name pair so swapped names share a block.
-        unordered = rule.swap and rule.swap_check is None and all(
-            c.exact for c in rule.conditions if c.attribute in NAME_ATTRIBUTES)
+        # A block is its first (smallest) member plus the later ones; most blocks are single records, so they get
+        # no list of their own.
+        first: dict[Any, int] = {}
+        setdefault = first.setdefault
+        if not fuzzy:  # a star from each block's first member
+            for i, key in enumerate(_exact_keys(rule, exact)):
+                if key is not None and (j := setdefault(key, i)) != i:
+                    yield j, i
+            return
+        later: dict[int, list[int]] = defaultdict(list)
+        for i, key in enumerate(_exact_keys(rule, exact)):
+            if key is not None and (j := setdefault(key, i)) != i:
+                later[j].append(i)
         # Sub-blocks use the keys of every fuzzy condition of the most selective type (both names, say), so a typo
         # in one name or names swapped between the fields still meet.
         sub_keys = [columns.keys(c.attribute) for c in fuzzy if c.kind == fuzzy[0].kind]
-        if rule.swap_check is not None and fuzzy and fuzzy[0].kind == "name":  # a swapped record files elsewhere
+        if rule.swap_check is not None and fuzzy[0].kind == "name":  # a swapped record files elsewhere
             sub_keys.append(columns.keys(rule.swap_check.attribute))
-        blocks: dict[Any, list[int]] = defaultdict(list)
-        cols = [c.column for c in exact]
-        for i in range(n):
-            values = tuple(col[i] for col in cols)
-            if None in values:
-                continue
-            if unordered:
-                names = tuple(sorted(v for c, v in zip(exact, values, strict=True) if c.attribute in NAME_ATTRIBUTES))
-                values = names + tuple(v for c, v in zip(exact, values, strict=True)
-                                       if c.attribute not in NAME_ATTRIBUTES)
-            blocks[values].append(i)
-        for members in blocks.values():
-            if len(members) < 2:
-                continue
-            if not fuzzy:
-                first = members[0]
-                yield from ((first, other) for other in members[1:])
-            elif len(members) == 2:
-                yield members[0], members[1]
+        for j, others in later.items():
+            if len(others) == 1:
+                yield j, others[0]
             else:
-                yield from _sub_blocked(members, sub_keys, limit, counts)
+                yield from _sub_blocked([j, *others], sub_keys, limit, counts)
         return
     ordered = sorted(fuzzy, key=lambda c: SELECTIVITY[c.kind])
     keys_one = columns.keys(ordered[0].attribute)
     keys_two = columns.keys(ordered[1].attribute) if len(ordered) > 1 else None
     both_names = keys_two is not None and ordered[0].kind == ordered[1].kind == "name"
-    blocks = defaultdict(list)
+    blocks: dict[Any, list[int]] = defaultdict(list)
     for i in range(n):
         k1 = keys_one[i]
         if k1 is None:
@@ -302,9 +322,19 @@ def _candidate_pairs(rule: _CompiledRule, columns: _Columns, n: int, limit: int,
 
 def _sub_blocked(members: list[int], key_columns: list[list[tuple[str, ...] | None]], limit: int,
                  counts: Counter) -> Iterator[tuple[int, int]]:
-    sub: dict[str, list[int]] = defaultdict(list)
+    keys_of = []
     for i in members:
-        keys = set().union(*(column[i] or () for column in key_columns))
+        found = [keys for column in key_columns if (keys := column[i]) is not None]
+        keys_of.append(found[0] if len(found) == 1 else set().union(*found))
+    if len(members) <= min(limit, _SMALL_BLOCK):
+        # A small block: test each pair for a shared key directly (the same pairs as the sub-blocks give, since no
+        # sub-block can exceed the limit), instead of building a dict of sub-blocks.
+        for (i, ki), (j, kj) in combinations(zip(members, keys_of, strict=True), 2):
+            if ki and kj and not set(ki).isdisjoint(kj):
+                yield i, j
+        return
+    sub: dict[str, list[int]] = defaultdict(list)
+    for i, keys in zip(members, keys_of, strict=True):
         for key in keys:
             sub[key].append(i)
     seen: set[tuple[int, int]] = set()
@@ -357,17 +387,25 @@ class _Clusters:
 
 
 def _dedupe(records: Iterable[UnifyRecord]) -> tuple[list[UnifyRecord], int]:
-    by_ref: dict[tuple[str, str], UnifyRecord] = {}
+    # Per source, then per record_id: the order of (source, record_id) without building and comparing a tuple per
+    # record (sorting plain strings is several times faster).
+    by_source: dict[str, dict[str, UnifyRecord]] = {}
     duplicates = 0
     for rec in records:
-        key = (rec.source, rec.record_id)
-        kept = by_ref.get(key)
+        by_id = by_source.get(rec.source)
+        if by_id is None:
+            by_id = by_source[rec.source] = {}
+        kept = by_id.get(rec.record_id)
         if kept is not None:
             duplicates += 1
             if kept.updated_at > rec.updated_at:
                 continue
-        by_ref[key] = rec
-    return [by_ref[k] for k in sorted(by_ref)], duplicates
+        by_id[rec.record_id] = rec
+    ordered: list[UnifyRecord] = []
+    for source in sorted(by_source):
+        by_id = by_source[source]
+        ordered.extend(map(by_id.__getitem__, sorted(by_id)))
+    return ordered, duplicates
 
 
 def _index_exceptions(ruleset: RuleSet, index: Mapping[MemberRef, int]) -> tuple[dict[int, set[int]], list[list[int]]]:
@@ -386,10 +424,10 @@ def _index_exceptions(ruleset: RuleSet, index: Mapping[MemberRef, int]) -> tuple
 
 def _assign_ids(clusters: list[list[int]], refs: list[MemberRef], previous: Mapping[MemberRef, str],
                 new_id: Callable[[], str], counts: Counter) -> tuple[list[str], list[list[str]]]:
-    if previous:
-        held = [Counter(pid for i in members if (pid := previous.get(refs[i])) is not None) for members in clusters]
-    else:  # first run: nothing to claim
-        held = [Counter() for _ in clusters]
+    if not previous:  # first run: nothing to claim, every cluster gets a new id
+        counts["new"] += len(clusters)
+        return [new_id() for _ in clusters], [[] for _ in clusters]
+    held = [Counter(pid for i in members if (pid := previous.get(refs[i])) is not None) for members in clusters]
     claims = sorted((-count, pid, ci) for ci, tally in enumerate(held) for pid, count in tally.items())
     ids: list[str | None] = [None] * len(clusters)
     taken: set[str] = set()
@@ -444,20 +482,31 @@ def _unify(records: Iterable[UnifyRecord], ruleset: RuleSet, previous: Mapping[M
 
     columns = _Columns(recs)
     rules = [_compile(rule, k, columns) for k, rule in enumerate(ruleset.rules)]
-    linked: set[tuple[int, int]] = set()
+    linked: set[int] = set()  # i * n + j: an int hashes for free, a tuple at every lookup
     found: list[tuple[float, int, int, int, dict[str, float], bool]] = []
+    candidates = 0
     for rule in rules:
+        # A rule of exact conditions only holds for every pair of its blocks (all values equal by construction),
+        # unless it must also try swapped names.
+        trivial = None if rule.swap or not all(c.exact for c in rule.conditions) else \
+            {c.attribute: 1.0 for c in rule.conditions}
         for i, j in _candidate_pairs(rule, columns, n, block_limit, counts):
-            if (i, j) in linked:
+            pair = i * n + j
+            if pair in linked:
                 continue
-            counts["candidate_pairs"] += 1
-            matched = _match(rule, i, j)
+            candidates += 1
+            if trivial is not None:
+                matched: tuple[dict[str, float], bool] | None = (dict(trivial), False)
+            else:
+                matched = _match(rule, i, j)
             if matched is not None:
                 scores, swapped = matched
-                linked.add((i, j))
+                linked.add(pair)
                 found.append((-sum(scores.values()) / len(scores), rule.index, i, j, scores, swapped))
+    counts["candidate_pairs"] = candidates
     counts["matches"] = len(found)
-    found.sort(key=lambda e: e[:4])
+    # (rule, i, j) is unique, so the comparison never reaches the scores dict; no key tuple per edge needed.
+    found.sort()
 
     never, always = _index_exceptions(ruleset, {ref: i for i, ref in enumerate(refs)}) if ruleset.exceptions \
         else ({}, [])
@@ -476,9 +525,11 @@ def _unify(records: Iterable[UnifyRecord], ruleset: RuleSet, previous: Mapping[M
             counts["refused"] += 1
 
     by_root: dict[int, list[int]] = defaultdict(list)
+    find = clusters.find
     for i in range(n):
-        by_root[clusters.find(i)].append(i)
-    groups = sorted(by_root.values())  # members ascend, so clusters are ordered by their first member
+        by_root[find(i)].append(i)
+    # Members ascend and a cluster is first seen at its first member, so clusters come ordered by their first member.
+    groups = list(by_root.values())
     ids, previous_ids = _assign_ids(groups, refs, previous, new_id, counts)
     profiles = [
         Profile(id=pid, attributes=merge_attributes([recs[i] for i in members], ruleset.merge),
