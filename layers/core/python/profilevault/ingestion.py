@@ -17,7 +17,7 @@ from profilevault.errors import Conflict, IngestionRejected, KeyUnavailable
 from profilevault.keyring import TenantKeyring
 from profilevault.mapping import MappedRecord, map_row
 from profilevault.observability import logger
-from profilevault.readers import RowRejection, check_encoding, iter_rows
+from profilevault.readers import RowRejection, check_encoding, encoding_for, iter_rows
 from profilevault.sources import SourceSpec
 from profilevault.wiring import Deps
 
@@ -122,7 +122,7 @@ def _ingest(deps: Deps, obj: LandingObject) -> dict:
     if source is None:
         raise IngestionRejected(f"source {drop.source!r} is not registered: PUT /v1/sources/{drop.source} first")
     spec = SourceSpec.model_validate({k: source[k] for k in SourceSpec.model_fields if k in source})
-    check_encoding(_open(deps, obj), spec.csv.encoding if spec.format == "csv" else "utf-8")
+    check_encoding(_open(deps, obj), encoding_for(spec))
     report = RejectionReport(deps, obj.ingestion_id)
     counts: Counter = Counter()
     warning_reasons: Counter = Counter()

@@ -12,7 +12,7 @@ from collections import defaultdict
 from profilevault import jobs, profile_store, store, vault
 from profilevault.access import Role
 from profilevault.errors import Forbidden, InvalidInput, NotFound
-from profilevault.normalize import normalize_email, normalize_phone
+from profilevault.normalize import normalize_attributes
 from profilevault.observability import logger
 from profilevault.profile_store import PROFILES, RULES, ProfileTables
 from profilevault.unification.engine import MemberRef, UnifyRecord, explain, unify
@@ -221,11 +221,10 @@ def search_profiles(deps: Deps, role: Role, query: dict[str, str]) -> dict:
     """Finds profiles by identifier through the blind indexes: no plaintext index exists to search."""
     _view(role)
     (attribute, value), = query.items()
-    try:
-        normalised = {"email": normalize_email, "phone": normalize_phone}.get(attribute, str.strip)(value)
-    except ValueError as error:
-        raise InvalidInput(f"{attribute}: {error}") from None
-    ref = f"{attribute}#{deps.keyring.blind_index(attribute, normalised)}"
+    normalised, warnings = normalize_attributes({attribute: value})  # exactly as ingestion stored it
+    if attribute not in normalised:
+        raise InvalidInput(f"{attribute}: {warnings[0].reason if warnings else 'empty'}")
+    ref = f"{attribute}#{deps.keyring.blind_index(attribute, normalised[attribute])}"
     members = store.find_index_entries(deps.dynamodb, deps.tables, deps.tenant, ref)
     profile_ids = profile_store.profile_ids_of_members(deps.dynamodb, tables(deps), deps.tenant, members)
     return {"items": [get_profile(deps, role, pid) for pid in profile_ids]}
