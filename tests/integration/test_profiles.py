@@ -126,6 +126,8 @@ def test_search_by_identifier_goes_through_the_blind_index(unified):
         "first_name"] == "Jan"
     assert unified.api("POST", "/v1/profiles/search", body={"email": "nobody@example.org"})[1]["items"] == []
     assert unified.api("POST", "/v1/profiles/search", body={"email": "a@example.org", "phone": "+4930111111"})[0] == 422
+    status, problem, _ = unified.api("POST", "/v1/profiles/search", body={"email": "not-an-email"})
+    assert status == 422 and "not-an-email" not in problem["detail"]
 
 
 def test_paging_through_profiles_with_a_cursor(unified):
