@@ -64,6 +64,14 @@ def test_explain_names_the_rule_and_the_scores(unified):
     assert {c["attribute"] for c in link["conditions"]} >= {"birth_date"}
 
 
+def test_explain_hides_record_ids_from_analysts_and_everything_from_auditors(unified):
+    jan = by_members(profiles(unified))[frozenset({("crm", "c2"), ("shop", "s2")})]
+    status, explained, _ = unified.api("GET", f"/v1/profiles/{jan['id']}/explain", role="analyst")
+    assert status == 200
+    assert {end["record_id"] for link in explained["links"] for end in (link["a"], link["b"])} == {"c***", "s***"}
+    assert unified.api("GET", f"/v1/profiles/{jan['id']}/explain", role="auditor")[0] == 403
+
+
 def test_profile_ids_are_stable_across_runs(unified):
     before = {p["id"] for p in profiles(unified)}
     status, run, _ = unified.api("POST", "/v1/unification/runs")
