@@ -175,3 +175,21 @@ def test_incremental_upserts_add_records(crm):
     crm.drop("crm", "2026/11/29/10/upserts/new.csv", crm_csv(4, bad_rows=False), kind="incremental")
     crm.deliver()
     assert record_count(crm, "crm") == 4
+
+
+def test_a_newer_upload_under_the_same_key_is_neither_mixed_in_nor_deleted(crm):
+    # Given two uploads under one key whose notifications are delivered only after both have landed
+    crm.drop("crm", "daily.csv", b"id,mail\nR1,first@example.org\n")
+    crm.drop("crm", "daily.csv", b"id,mail\nR1,second@example.org\nR2,other@example.org\n")
+    first, second = sorted([m for m in crm.queue_messages() if '"Records"' in m["Body"]],
+                           key=lambda m: m["Attributes"]["SentTimestamp"])
+    # When the first notification is delivered
+    crm.deliver([first])
+    # Then it does not read (or delete) the newer object, which its own notification ingests afterwards
+    [older] = ingestions(crm, "crm")
+    assert older["status"] == "failed" and "newer upload" in older["reason"]
+    assert crm.s3.list_objects_v2(Bucket=crm.landing_bucket, Prefix="sources/crm/")["KeyCount"] == 1
+    crm.deliver([second])
+    assert record_count(crm, "crm") == 2
+    assert crm.api("GET", "/v1/sources/crm/records/R1")[1]["attributes"]["email"] == "second@example.org"
+    assert crm.s3.list_objects_v2(Bucket=crm.landing_bucket, Prefix="sources/crm/")["KeyCount"] == 0

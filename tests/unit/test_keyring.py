@@ -379,9 +379,9 @@ def test_use_kms_key_rejects_a_disabled_key_and_keeps_the_current_one(
     keyring.describe()
     kms.disable_key(KeyId=second_key_arn)
     # When the tenant tries to switch to it
-    with pytest.raises(KeyUnavailable) as error:
+    with pytest.raises(InvalidInput) as error:
         keyring.use_kms_key(second_key_arn)
-    # Then the error names the key and its state, and the keyring is unchanged
+    # Then the request is refused (422, not an outage), naming the key and its state; the keyring is unchanged
     assert second_key_arn in error.value.detail and "Disabled" in error.value.detail
     description = keyring.describe()
     assert (description["kms_key_arn"], description["version"]) == (tenant_key_arn, 1)
@@ -390,8 +390,8 @@ def test_use_kms_key_rejects_a_disabled_key_and_keeps_the_current_one(
 def test_use_kms_key_rejects_an_unknown_key(keyring):
     # Given a well-formed ARN of a key that does not exist
     missing = "arn:aws:kms:eu-central-1:123456789012:key/00000000-0000-0000-0000-000000000000"
-    # When / Then switching to it reports the key as unavailable (NotFound)
-    with pytest.raises(KeyUnavailable, match="NotFoundException"):
+    # When / Then switching to it is refused as invalid input, naming KMS's reason (NotFound)
+    with pytest.raises(InvalidInput, match="NotFoundException"):
         keyring.use_kms_key(missing)
 
 

@@ -32,7 +32,9 @@ def list_sources(deps: Deps) -> list[dict]:
 
 
 def read_record(deps: Deps, source: str, record_id: str) -> dict:
-    describe_source(deps, source)
+    check_source_name(source)
+    if store.get_source(deps.dynamodb, deps.tables, deps.tenant, source) is None:
+        raise NotFound(f"no source {source!r}")
     token = vault.record_token(deps.keyring, source, record_id)
     items = store.get_record_items(deps.dynamodb, deps.tables, deps.tenant, source, token)
     if items is None:

@@ -10,9 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from botocore.exceptions import ClientError
-
-from profilevault import crypto, profiles, store, vault
+from profilevault import crypto, objects, profiles, store, vault
 from profilevault.errors import Conflict, IngestionRejected, KeyUnavailable
 from profilevault.keyring import TenantKeyring
 from profilevault.mapping import MappedRecord, map_row
@@ -81,6 +79,8 @@ def ingest_landing_object(deps: Deps, obj: LandingObject) -> dict:
     if ingestion["status"] != "processing":
         logger.info("ingestion already finished", extra={"ingestion_id": obj.ingestion_id,
                                                           "status": ingestion["status"]})
+        if ingestion["status"] == "completed":
+            _remove_from_landing(deps, obj)  # in case the first delivery stopped right after completing
         return ingestion
     store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id,
                            {"attempts": ingestion.get("attempts", 0) + 1}, expect_status="processing")
@@ -171,17 +171,12 @@ def _ingest(deps: Deps, obj: LandingObject) -> dict:
 
 
 def _open(deps: Deps, obj: LandingObject):
-    try:
-        return deps.s3.get_object(Bucket=obj.bucket, Key=obj.key)["Body"]
-    except ClientError as e:
-        if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
-            raise IngestionRejected("the file is no longer in the landing bucket") from e
-        raise
+    return objects.open_drop(deps.s3, obj.bucket, obj.key, obj.etag)
 
 
 def _remove_from_landing(deps: Deps, obj: LandingObject) -> None:
     """The organisation's system stays the source of truth: no plaintext copy is left lying around."""
-    deps.s3.delete_object(Bucket=obj.bucket, Key=obj.key)
+    objects.remove_drop(deps.s3, obj.bucket, obj.key, obj.etag)
 
 
 class RejectionReport:
@@ -211,7 +206,7 @@ class RejectionReport:
         if not self.count:
             return {}
         self._file.seek(0)
-        self.deps.s3.upload_fileobj(self._file, self.deps.vault_bucket, self.object_key)
+        objects.put_report(self.deps.s3, self.deps.vault_bucket, self.object_key, self._file)
         wrapped = self.deps.keyring.wrap_record_key(self._key, report_key_aad(self.ingestion_id))
         return {"rejection_report": self.object_key, "report_key": wrapped}
 
@@ -229,6 +224,6 @@ def read_rejection_report(s3, keyring: TenantKeyring, vault_bucket: str, ingesti
     if not ingestion.get("rejection_report"):
         return []
     key = keyring.unwrap_record_key(ingestion["report_key"], report_key_aad(ingestion["id"]))
-    body = s3.get_object(Bucket=vault_bucket, Key=ingestion["rejection_report"])["Body"]
+    body = objects.open_report(s3, vault_bucket, ingestion["rejection_report"])
     return [json.loads(crypto.open_sealed(key, base64.b64decode(line), line_aad(ingestion["id"], number)))
             for number, line in enumerate(body.iter_lines(), start=1) if line]

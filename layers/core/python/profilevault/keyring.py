@@ -305,6 +305,16 @@ class TenantKeyring:
         return response["CiphertextBlob"]
 
     def _check_key_usable(self, kms_key_arn: str) -> None:
+        """The key a tenant asks to switch to: a key that cannot be used is a problem with the request (422),
+        not an outage of the key that protects the data (503)."""
+        try:
+            self._check_new_key(kms_key_arn)
+        except KeyUnavailable as unusable:
+            raise InvalidInput(unusable.detail.replace(
+                "The tenant's data stays encrypted and nothing was deleted; restore access to the key and retry.",
+                "Nothing was changed.")) from None
+
+    def _check_new_key(self, kms_key_arn: str) -> None:
         metadata = self._call_kms("describe_key", kms_key_arn, KeyId=kms_key_arn)["KeyMetadata"]
         state = metadata.get("KeyState")
         if state != "Enabled":

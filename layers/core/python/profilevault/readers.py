@@ -223,9 +223,10 @@ def _csv_header(reader, lines: _Lines, spec: SourceSpec, source: _ByteSource) ->
     # A UTF-8 BOM survives when the source is registered as plain utf-8; it is never part of a name.
     columns = [name.strip() for name in row]
     columns[0] = columns[0].lstrip("\ufeff").strip()
-    duplicates = sorted({name for name in columns if name and columns.count(name) > 1})
-    if duplicates:
-        raise IngestionRejected(f"duplicate column name(s) in header: {', '.join(duplicates)}")
+    positions = [i + 1 for i, name in enumerate(columns) if name and columns.count(name) > 1]
+    if positions:
+        # Positions, not names: a file without a header has a data row there, and reasons are kept in clear.
+        raise IngestionRejected(f"duplicate column names in the header (columns {', '.join(map(str, positions))})")
     if spec.primary_key not in columns:
         raise IngestionRejected(f"primary key column '{spec.primary_key}' is missing from the header "
                                 f"(delimiter {spec.csv.delimiter!r})")
