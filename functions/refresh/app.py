@@ -1,6 +1,5 @@
 """Refresh: the hourly schedule and the jobs queue (unification runs, source purges, refreshes requested by API)."""
 import json
-import uuid
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -41,6 +40,6 @@ def dispatch(job: dict) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event, context):
-    if event.get("source") == "aws.events":  # the schedule
-        return refresh.run_refresh(deps, "ref_" + uuid.uuid4().hex[:20])
+    if event.get("source") == "aws.events":  # the schedule: through the jobs queue, like every other run
+        return refresh.queue_refresh(deps, trigger="schedule")
     return process_partial_response(event=event, record_handler=run_job, processor=processor, context=context)

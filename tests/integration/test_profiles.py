@@ -199,8 +199,10 @@ def test_the_hourly_schedule_refreshes_profiles(stack):
     load(stack, shop=False)
     stack.ingest("crm", "v2.csv", b"id,mail\nc1,anna.berg@example.org\n")
     # When EventBridge fires the schedule (the sample event from events/)
-    run = stack.handlers["RefreshFunction"](sample_event("refresh_schedule.json"), lambda_context("RefreshFunction"))
+    queued = stack.handlers["RefreshFunction"](sample_event("refresh_schedule.json"), lambda_context("RefreshFunction"))
+    stack.run_jobs()
     # Then the snapshot is applied and the profiles follow it
+    run = stack.api("GET", f"/v1/refreshes/{queued['id']}")[1]
     assert run["status"] == "completed" and run["counts"]["records_deleted"] == 2
     assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")})}
 

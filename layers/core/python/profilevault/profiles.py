@@ -47,20 +47,24 @@ def put_ruleset(deps: Deps, ruleset: RuleSet) -> dict:
 
 # ------------------------------------------------------------------ runs
 
-def queue_run(deps: Deps, trigger: str) -> dict:
-    run = {"id": "run_" + uuid.uuid4().hex[:20], "status": "queued", "trigger": trigger, "queued_at": deps.now()}
+def queue_job(deps: Deps, job_type: str, trigger: str, delay_seconds: int = 0, **details) -> dict:
+    """Records a queued run (unification, refresh or source purge) and hands its job to the jobs queue."""
+    prefix = "ref_" if job_type == "refresh" else "run_"
+    run = {"id": prefix + uuid.uuid4().hex[:20], "type": job_type, "status": "queued", "trigger": trigger,
+           "queued_at": deps.now(), **details}
     profile_store.put_run(deps.dynamodb, tables(deps), deps.tenant, run)
-    jobs.enqueue(deps, {"type": "unify", "run_id": run["id"]})
+    jobs.enqueue(deps, {"type": job_type, "run_id": run["id"], **details}, delay_seconds=delay_seconds)
     return run
+
+
+def queue_run(deps: Deps, trigger: str) -> dict:
+    return queue_job(deps, "unify", trigger)
 
 
 def queue_run_after_ingestion(deps: Deps, ingestion_id: str) -> None:
     """Files tend to arrive in bursts: the run waits a few seconds, and a run whose successor is already queued
     leaves the work to it (see run_unification)."""
-    run = {"id": "run_" + uuid.uuid4().hex[:20], "status": "queued", "trigger": "ingestion",
-           "ingestion_id": ingestion_id, "queued_at": deps.now()}
-    profile_store.put_run(deps.dynamodb, tables(deps), deps.tenant, run)
-    jobs.enqueue(deps, {"type": "unify", "run_id": run["id"]}, delay_seconds=deps.ingestion_batch_window_seconds)
+    queue_job(deps, "unify", "ingestion", delay_seconds=deps.ingestion_batch_window_seconds)
 
 
 def get_run(deps: Deps, run_id: str) -> dict:

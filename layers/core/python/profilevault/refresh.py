@@ -1,8 +1,6 @@
 """Keeping profiles current: full snapshots replace what came before, removed sources are purged, and every
 change ends in a unification run over what is left."""
-import uuid
-
-from profilevault import jobs, profile_store, profiles, store
+from profilevault import objects, profile_store, profiles, store
 from profilevault.errors import NotFound
 from profilevault.observability import logger
 from profilevault.sources import check_source_name
@@ -10,11 +8,7 @@ from profilevault.wiring import Deps
 
 
 def queue_refresh(deps: Deps, trigger: str) -> dict:
-    refresh = {"id": "ref_" + uuid.uuid4().hex[:20], "type": "refresh", "status": "queued", "trigger": trigger,
-               "queued_at": deps.now()}
-    profile_store.put_run(deps.dynamodb, profiles.tables(deps), deps.tenant, refresh)
-    jobs.enqueue(deps, {"type": "refresh", "run_id": refresh["id"]})
-    return refresh
+    return profiles.queue_job(deps, "refresh", trigger)
 
 
 def apply_snapshots(deps: Deps) -> int:
@@ -22,8 +16,10 @@ def apply_snapshots(deps: Deps) -> int:
     upsert brought) are deleted, keys and index entries with them."""
     deleted = 0
     for source in store.list_sources(deps.dynamodb, deps.tables, deps.tenant):
+        # A "snapshot" whose every row was rejected is a broken export, not an empty source: it deletes nothing.
         fulls = [i for i in store.list_ingestions(deps.dynamodb, deps.tables, deps.tenant, source["name"])
-                 if i.get("kind") == "full" and i.get("status") == "completed"]
+                 if i.get("kind") == "full" and i.get("status") == "completed"
+                 and (i.get("rows_stored") or not i.get("rows_rejected"))]
         if not fulls:
             continue
         cutoff = fulls[0]["started_at"]  # newest first
@@ -47,11 +43,7 @@ def remove_source(deps: Deps, name: str) -> dict:
     if store.get_source(deps.dynamodb, deps.tables, deps.tenant, name) is None:
         raise NotFound(f"no source {name!r}")
     store.delete_source(deps.dynamodb, deps.tables, deps.tenant, name)
-    run = {"id": "run_" + uuid.uuid4().hex[:20], "status": "queued", "trigger": f"source removed: {name}",
-           "queued_at": deps.now()}
-    profile_store.put_run(deps.dynamodb, profiles.tables(deps), deps.tenant, run)
-    jobs.enqueue(deps, {"type": "purge_source", "source": name, "run_id": run["id"]})
-    return run
+    return profiles.queue_job(deps, "purge_source", "source removed", source=name)
 
 
 def purge_source(deps: Deps, name: str, run_id: str) -> dict:
@@ -60,7 +52,18 @@ def purge_source(deps: Deps, name: str, run_id: str) -> dict:
         return profiles.run_unification(deps, run_id)
     tokens = store.all_record_tokens(deps.dynamodb, deps.tables, deps.tenant, name)
     deleted = store.delete_records(deps.dynamodb, deps.tables, deps.tenant, name, tokens)
+    erase_rejection_reports(deps, name)
     run = profiles.run_unification(deps, run_id)
     run["counts"]["records_deleted"] = deleted
     profile_store.put_run(deps.dynamodb, profiles.tables(deps), deps.tenant, run)
     return run
+
+
+def erase_rejection_reports(deps: Deps, source: str) -> None:
+    """Rejected rows are personal data too: a removed source takes its reports (and their keys) with it."""
+    reports = [i for i in store.list_ingestions(deps.dynamodb, deps.tables, deps.tenant, source)
+               if i.get("rejection_report")]
+    for ingestion in reports:
+        store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, ingestion["id"],
+                               {"rejection_report": None, "report_key": None})
+    objects.delete_reports(deps.s3, deps.vault_bucket, [i["rejection_report"] for i in reports])
