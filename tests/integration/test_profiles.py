@@ -220,3 +220,23 @@ def test_a_run_that_keeps_failing_says_so_before_its_job_goes_to_the_dead_letter
         status = stack.api("GET", f"/v1/unification/runs/{run['id']}")[1]["status"]
         assert status == ("failed" if receive == 3 else "running")
     assert "KeyUnavailable" in stack.api("GET", f"/v1/unification/runs/{run['id']}")[1]["reason"]
+
+
+def test_removing_a_source_erases_its_rejection_reports(stack):
+    stack.register("crm", {"mail": "email"})
+    stack.ingest("crm", "customers.csv", b"id,mail\nc1,a@example.org\n,rejected.row@example.org\n")
+    [ingestion] = stack.api("GET", "/v1/ingestions", query={"source": "crm"})[1]["items"]
+    assert stack.api("GET", f"/v1/ingestions/{ingestion['id']}/rejections")[1]["items"]
+    stack.api("DELETE", "/v1/sources/crm")
+    stack.run_jobs()
+    assert stack.s3.list_objects_v2(Bucket=stack.vault_bucket, Prefix="rejections/")["KeyCount"] == 0
+    assert stack.api("GET", f"/v1/ingestions/{ingestion['id']}/rejections")[1]["items"] == []
+    assert b"rejected.row@example.org" not in stack.stored_bytes()
+
+
+def test_a_snapshot_whose_every_row_was_rejected_deletes_nothing(stack):
+    load(stack, shop=False)
+    stack.ingest("crm", "broken.csv", b"id,mail,given,family,born,tel\n,x,y,z,,\n,x,y,z,,\n")
+    stack.api("POST", "/v1/refreshes")
+    stack.run_jobs()
+    assert stack.api("GET", "/v1/sources/crm")[1]["record_count"] == 3
