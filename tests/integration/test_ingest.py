@@ -152,6 +152,14 @@ def test_a_file_that_cannot_be_ingested_fails_with_a_reason_and_writes_nothing(c
     assert crm.dynamodb.scan(TableName=crm.deployed.tables["RecordsTable"])["Count"] == 0
 
 
+def test_rows_whose_columns_the_source_does_not_map_are_stored_with_a_warning(crm):
+    crm.drop("crm", "other.csv", b"id,e_mail,vorname\nZ1,z@example.org,Zoe\n")
+    crm.deliver()
+    [ingestion] = ingestions(crm, "crm")
+    assert (ingestion["rows_stored"], ingestion["warnings"]) == (1, 1)
+    assert ingestion["warning_reasons"] == {"row: none of the source's mapped columns has a value": 1}
+
+
 def test_jsonl_sources_are_ingested(stack):
     stack.register("shop", {"email": "email", "name": "first_name"}, fmt="jsonl", primary_key="order_id")
     lines = [json.dumps({"order_id": f"o{i}", "email": f"s{i}@example.org", "name": "Ann"}) for i in range(10)]

@@ -151,6 +151,9 @@ def _ingest(deps: Deps, obj: LandingObject) -> dict:
         assert isinstance(mapped, MappedRecord)
         for warning in mapped.warnings:
             warning_reasons[f"{warning.attribute}: {warning.reason}"] += 1
+        if not mapped.attributes and drop.operation == "upserts":
+            # Stored (the key is valid), but most likely the file's columns are not the ones the source maps.
+            warning_reasons["row: none of the source's mapped columns has a value"] += 1
         batch.append(mapped)
         if len(batch) >= WRITE_BATCH:
             flush()
