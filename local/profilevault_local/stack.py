@@ -298,10 +298,12 @@ class _GapPlan:
     queue_policies: list[dict] = field(default_factory=list)
     state_machines: dict[str, dict] = field(default_factory=dict)  # logical id -> {name, properties}
     http_apis: dict[str, dict] = field(default_factory=dict)  # logical id -> deferred OpenAPI body
+    table_ttls: dict[str, dict] = field(default_factory=dict)  # table logical id -> TimeToLiveSpecification
 
 
 def _plan_gaps(template: dict, stack_name: str, resolve: _Resolver) -> _GapPlan:
-    """Take out of the template what moto's CloudFormation ignores or cannot create, keeping what is needed to
+    """Take out of the template what moto's CloudFormation ignores (bucket notifications and lifecycle rules,
+    table TTLs, queue policies) or cannot create, keeping what is needed to
     create it another way once the stack exists."""
     resources = template["Resources"]
     plan = _GapPlan()
@@ -313,6 +315,8 @@ def _plan_gaps(template: dict, stack_name: str, resolve: _Resolver) -> _GapPlan:
             gaps = {k: props.pop(k) for k in ("NotificationConfiguration", "LifecycleConfiguration") if k in props}
             if gaps:
                 plan.bucket_configs[logical_id] = resolve.defer(gaps)
+        elif rtype == "AWS::DynamoDB::Table" and "TimeToLiveSpecification" in props:
+            plan.table_ttls[logical_id] = resolve.defer(props.pop("TimeToLiveSpecification"))
         elif rtype == "AWS::SQS::QueuePolicy":
             plan.queue_policies.append(resolve.defer(props))
             removed.add(logical_id)
@@ -416,6 +420,11 @@ def _fill_gaps(session, stack: DeployedStack, plan: _GapPlan, resolve: _Resolver
         if "NotificationConfiguration" in props:
             s3.put_bucket_notification_configuration(
                 Bucket=bucket, NotificationConfiguration=_notifications_to_api(props["NotificationConfiguration"]))
+    dynamodb = session.client("dynamodb")
+    for logical_id, ttl in plan.table_ttls.items():
+        ttl = resolve(ttl)
+        dynamodb.update_time_to_live(TableName=stack.physical_ids[logical_id], TimeToLiveSpecification={
+            "AttributeName": ttl["AttributeName"], "Enabled": _bool(ttl.get("Enabled", False))})
     sqs = session.client("sqs")
     for props in plan.queue_policies:
         props = resolve(props)

@@ -240,3 +240,14 @@ def test_a_snapshot_whose_every_row_was_rejected_deletes_nothing(stack):
     stack.api("POST", "/v1/refreshes")
     stack.run_jobs()
     assert stack.api("GET", "/v1/sources/crm")[1]["record_count"] == 3
+
+
+def test_run_records_expire_through_dynamodb_ttl(stack):
+    import time
+
+    run = stack.api("POST", "/v1/unification/runs")[1]
+    ttl = stack.dynamodb.describe_time_to_live(TableName=stack.deployed.tables["ControlTable"])
+    item = stack.dynamodb.get_item(TableName=stack.deployed.tables["ControlTable"],
+                                   Key={"pk": {"S": "TENANT#default"}, "sk": {"S": f"RUN#{run['id']}"}})["Item"]
+    assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
+    assert 80 * 86400 < int(item["expires_at"]["N"]) - time.time() < 100 * 86400

@@ -10,6 +10,7 @@ Key shapes (pk / sk):
 """
 import base64
 import json
+import time
 from dataclasses import dataclass
 
 from profilevault import store
@@ -171,9 +172,14 @@ def get_rules_items(ddb, tables: ProfileTables, tenant: str) -> tuple[dict, dict
     return _with_key(ddb, tables, tables.control, rules_key(tenant))
 
 
+RUN_RETENTION_SECONDS = 90 * 24 * 3600
+
+
 def put_run(ddb, tables: ProfileTables, tenant: str, run: dict) -> None:
-    ddb.put_item(TableName=tables.control, Item={"pk": {"S": store.tenant_pk(tenant)}, "sk": {"S": f"RUN#{run['id']}"},
-                                                 "doc": {"S": json.dumps(run, sort_keys=True)}})
+    ddb.put_item(TableName=tables.control, Item={
+        "pk": {"S": store.tenant_pk(tenant)}, "sk": {"S": f"RUN#{run['id']}"},
+        "doc": {"S": json.dumps(run, sort_keys=True)},
+        "expires_at": {"N": str(int(time.time()) + RUN_RETENTION_SECONDS)}})  # DynamoDB TTL removes it
 
 
 def get_run(ddb, tables: ProfileTables, tenant: str, run_id: str) -> dict | None:
