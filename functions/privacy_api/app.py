@@ -10,7 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field
 
 from profilevault import catalog, problems, profiles, refresh
-from profilevault.access import EVERYONE, Role, require, role_from_claims
+from profilevault.access import ADMINS, EVERYONE, KEY_READERS, RULE_READERS, Role, require, role_from_claims
 from profilevault.errors import InvalidInput, ProfileVaultError
 from profilevault.observability import logger, metrics, tracer
 from profilevault.sources import SourceSpec
@@ -19,9 +19,6 @@ from profilevault.wiring import build_deps
 
 app = APIGatewayHttpResolver(enable_validation=True)
 deps = build_deps()
-
-ADMIN = {Role.ADMIN}
-KEY_READERS = {Role.ADMIN, Role.PRIVACY_OFFICER, Role.AUDITOR}
 
 
 class TenantKeyChange(BaseModel):
@@ -61,7 +58,7 @@ def health() -> dict:
 
 @app.put("/v1/sources/<name>")
 def put_source(name: str, spec: Annotated[SourceSpec, Body()]):
-    caller(*ADMIN)
+    caller(*ADMINS)
     source, created = catalog.register_source(deps, name, spec)
     return Response(status_code=201 if created else 200, content_type="application/json", body=source)
 
@@ -80,13 +77,13 @@ def get_source(name: str) -> dict:
 
 @app.get("/v1/sources/<name>/records/<record_id>")
 def get_record(name: str, record_id: str) -> dict:
-    caller(*ADMIN)
+    caller(*ADMINS)
     return catalog.read_record(deps, name, record_id)
 
 
 @app.delete("/v1/sources/<name>")
 def delete_source(name: str):
-    caller(*ADMIN)
+    caller(*ADMINS)
     return accepted(refresh.remove_source(deps, name))
 
 
@@ -104,7 +101,7 @@ def get_ingestion(ingestion_id: str) -> dict:
 
 @app.get("/v1/ingestions/<ingestion_id>/rejections")
 def get_rejections(ingestion_id: str) -> dict:
-    caller(*ADMIN)
+    caller(*ADMINS)
     return {"items": catalog.ingestion_rejections(deps, ingestion_id)}
 
 
@@ -116,25 +113,25 @@ def get_tenant_key() -> dict:
 
 @app.put("/v1/tenant/key")
 def put_tenant_key(change: Annotated[TenantKeyChange, Body()]) -> dict:
-    caller(*ADMIN)
+    caller(*ADMINS)
     return deps.keyring.use_kms_key(change.kms_key_arn)
 
 
 @app.put("/v1/unification/rules")
 def put_rules(ruleset: Annotated[RuleSet, Body()]) -> dict:
-    caller(*ADMIN)
+    caller(*ADMINS)
     return profiles.put_ruleset(deps, ruleset)
 
 
 @app.get("/v1/unification/rules")
 def get_rules() -> dict:
-    caller(Role.ADMIN, Role.PRIVACY_OFFICER)
+    caller(*RULE_READERS)
     return profiles.get_ruleset(deps).model_dump(mode="json")
 
 
 @app.post("/v1/unification/runs")
 def post_run():
-    caller(*ADMIN)
+    caller(*ADMINS)
     return accepted(profiles.queue_run(deps, trigger="api"))
 
 
@@ -146,7 +143,7 @@ def get_run(run_id: str) -> dict:
 
 @app.post("/v1/refreshes")
 def post_refresh():
-    caller(*ADMIN)
+    caller(*ADMINS)
     return accepted(refresh.queue_refresh(deps, trigger="api"))
 
 

@@ -11,7 +11,13 @@ class Role(StrEnum):
     AUDITOR = "auditor"
 
 
+# Who may do what, in one place (the routes and the profile views use these).
 EVERYONE = frozenset(Role)
+ADMINS = frozenset({Role.ADMIN})
+KEY_READERS = frozenset({Role.ADMIN, Role.PRIVACY_OFFICER, Role.AUDITOR})
+RULE_READERS = frozenset({Role.ADMIN, Role.PRIVACY_OFFICER})  # rule exceptions name record IDs
+PROFILE_FULL_VIEW = frozenset({Role.ADMIN, Role.PRIVACY_OFFICER})
+PROFILE_MASKED_VIEW = frozenset({Role.ANALYST})
 
 
 def role_from_claims(claims: dict, tenant: str) -> Role:

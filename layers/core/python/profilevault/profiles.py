@@ -10,7 +10,7 @@ import uuid
 from collections import defaultdict
 
 from profilevault import jobs, profile_store, store, vault
-from profilevault.access import Role
+from profilevault.access import PROFILE_FULL_VIEW, PROFILE_MASKED_VIEW, Role
 from profilevault.errors import Forbidden, InvalidInput, NotFound
 from profilevault.normalize import normalize_attributes
 from profilevault.observability import logger
@@ -19,8 +19,6 @@ from profilevault.unification.engine import MemberRef, UnifyRecord, explain, uni
 from profilevault.unification.rules import DEFAULT_RULESET, RuleSet
 from profilevault.wiring import Deps
 
-FULL_VIEW = frozenset({Role.ADMIN, Role.PRIVACY_OFFICER})
-MASKED_VIEW = frozenset({Role.ANALYST})
 SEARCHABLE = ("email", "phone", "customer_id")
 
 
@@ -161,13 +159,13 @@ def _store_result(deps: Deps, result, tokens: dict[MemberRef, str], old_members:
 # ------------------------------------------------------------------ reading
 
 def _view(role: Role) -> None:
-    if role not in FULL_VIEW | MASKED_VIEW:
+    if role not in PROFILE_FULL_VIEW | PROFILE_MASKED_VIEW:
         raise Forbidden(f"role {role.value!r} may not read profiles")
 
 
 def shown(profile: dict, role: Role) -> dict:
     out = {k: profile[k] for k in ("id", "attributes", "previous_ids", "members")}
-    if role in MASKED_VIEW:
+    if role in PROFILE_MASKED_VIEW:
         out["attributes"] = {k: mask(k, v) for k, v in profile["attributes"].items()}
         out["members"] = [{"source": m["source"], "record_id": mask("record_id", m["record_id"])}
                           for m in profile["members"]]
@@ -213,7 +211,7 @@ def get_profile(deps: Deps, role: Role, profile_id: str) -> dict:
 def explain_profile(deps: Deps, role: Role, profile_id: str) -> dict:
     _view(role)
     profile = _open_profile(deps, profile_id)
-    if role in MASKED_VIEW:
+    if role in PROFILE_MASKED_VIEW:
         hidden = {m["record_id"]: mask("record_id", m["record_id"]) for m in profile["members"]}
         for link in profile["links"]:
             for end in ("a", "b"):
