@@ -18,6 +18,11 @@ SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _CUSTOM = re.compile(r"^custom\.[a-z][a-z0-9_]{0,62}$")
 
 
+def repeated(values: list[str]) -> list[str]:
+    """The values that occur more than once, sorted (for validation messages)."""
+    return sorted({v for v in values if values.count(v) > 1})
+
+
 def is_known_attribute(name: str) -> bool:
     return name in STANDARD_ATTRIBUTES or bool(_CUSTOM.match(name))
 
@@ -47,8 +52,7 @@ class SourceSpec(BaseModel):
         if unknown:
             raise ValueError(f"unknown attribute(s) {unknown}; use one of {sorted(STANDARD_ATTRIBUTES)} "
                              "or custom.<name>")
-        targets = list(fields.values())
-        doubled = sorted({a for a in targets if targets.count(a) > 1})
+        doubled = repeated(list(fields.values()))
         if doubled:
             raise ValueError(f"attribute(s) {doubled} mapped from more than one column")
         return fields

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from profilevault.errors import InvalidInput
-from profilevault.sources import is_known_attribute
+from profilevault.sources import is_known_attribute, repeated
 
 NORMALIZATIONS = frozenset({
     "whitespace", "lowercase", "unicode_to_ascii", "symbols", "numerals", "phone", "email", "name", "date", "address",
@@ -79,8 +79,7 @@ class Rule(BaseModel):
     @field_validator("conditions")
     @classmethod
     def _attributes_once(cls, conditions: list[Condition]) -> list[Condition]:
-        seen = [c.attribute for c in conditions]
-        doubled = sorted({a for a in seen if seen.count(a) > 1})
+        doubled = repeated([c.attribute for c in conditions])
         if doubled:
             raise ValueError(f"attribute(s) {doubled} used in more than one condition of the same rule")
         return conditions
@@ -166,8 +165,7 @@ class RuleSet(BaseModel):
     @field_validator("rules")
     @classmethod
     def _unique_names(cls, rules: list[Rule]) -> list[Rule]:
-        names = [r.name for r in rules]
-        doubled = sorted({n for n in names if names.count(n) > 1})
+        doubled = repeated([r.name for r in rules])
         if doubled:
             raise ValueError(f"rule name(s) {doubled} used more than once")
         return rules
