@@ -4,6 +4,7 @@ from profilevault.unification.matching import (
     blocking_keys,
     cologne_phonetic,
     date_similarity,
+    email_similarity,
     house_number_similarity,
     identifier_similarity,
     name_similarity,
@@ -52,6 +53,22 @@ def test_street_with_extra_words_is_similar():
 
 def test_identifier_fuzzy_is_edit_based():
     assert 0.9 < identifier_similarity("max.mustermann@web.de", "max.musterman@web.de") < 1.0
+
+
+def test_mistyped_letter_in_an_email_is_similar():
+    assert email_similarity("max.mustermann@web.de", "max.musterman@web.de") >= 0.9
+    assert email_similarity("max.mustermann@web.de", "max.mustremann@web.de") >= 0.9  # a transposition: one edit
+
+
+def test_another_number_separator_or_provider_is_another_mailbox():
+    # Namesakes take the free variant of their name at a provider: these belong to different people
+    assert email_similarity("thomas.mueller@gmx.de", "thomas.mueller73@gmx.de") == 0.0
+    assert email_similarity("thomas.mueller@gmx.de", "thomas_mueller@gmx.de") == 0.0
+    assert email_similarity("thomas.mueller@gmx.de", "thomas.mueller@web.de") == 0.0
+
+
+def test_email_similarity_of_non_addresses_is_edit_based():
+    assert 0.0 < email_similarity("not an address", "not an adress") < 1.0
 
 
 def test_cologne_phonetic_groups_spelling_variants():

@@ -14,7 +14,11 @@ Every attribute has a type (`attribute_type`), and the type decides how two norm
 - addresses (street, address_line2): rapidfuzz token_set_ratio on the normalised street ("Hauptstr" and "Hauptstraße"
   normalise alike; extra words such as "Hinterhaus" do not hurt).
 - house numbers: 1.0 if equal, 0.9 if the number agrees and only the letter suffix differs ("12" vs "12a"), else 0.
-- identifiers (email, phone, national_id, customer_id, postal_code) and other text: normalised Indel similarity
+- emails: 0 unless both addresses have the same domain and the same digits and separators in the local part, in
+  the same order (thomas.mueller73@, thomas_mueller@ and thomas.mueller@web.de are other mailboxes, typically a
+  namesake's: providers hand out the free variant of a taken name); otherwise the optimal-string-alignment similarity
+  of the local parts, so a mistyped, missing, extra or transposed letter is one error.
+- identifiers (phone, national_id, customer_id, postal_code) and other text: normalised Indel similarity
   (rapidfuzz `Indel.normalized_similarity`, i.e. 1 - edit distance with insertions/deletions / total length).
 - dates (birth_date): 1.0 if equal, 0.95 for day and month swapped, 0.9 for one wrong digit, 0.85 for two adjacent
   digits transposed, otherwise at most 0.7 (0.7 x Indel similarity), so any precision above 0.7 accepts only those
@@ -150,6 +154,21 @@ def identifier_similarity(a: str, b: str) -> float:
     return 1.0 if a == b else Indel.normalized_similarity(a, b)
 
 
+def _non_letters(local: str) -> list[str]:
+    return [c for c in local if not c.isalpha()]
+
+
+def email_similarity(a: str, b: str) -> float:
+    if a == b:
+        return 1.0
+    (la, at_a, da), (lb, at_b, db) = a.rpartition("@"), b.rpartition("@")
+    if not (at_a and at_b):
+        return identifier_similarity(a, b)  # not addresses: compare them as identifiers
+    if da != db or _non_letters(la) != _non_letters(lb):
+        return 0.0  # another provider, number or separator (thomas.mueller73@, thomas_mueller@): another mailbox
+    return OSA.normalized_similarity(la, lb)
+
+
 def date_similarity(a: str, b: str) -> float:
     if a == b:
         return 1.0
@@ -168,7 +187,7 @@ def date_similarity(a: str, b: str) -> float:
 
 SIMILARITY: dict[str, Callable[[str, str], float]] = {
     "name": name_similarity, "address": address_similarity, "house_number": house_number_similarity,
-    "date": date_similarity, "phone": identifier_similarity, "email": identifier_similarity,
+    "date": date_similarity, "phone": identifier_similarity, "email": email_similarity,
     "identifier": identifier_similarity, "text": identifier_similarity,
 }
 
