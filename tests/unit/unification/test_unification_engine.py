@@ -5,7 +5,7 @@ from itertools import count
 
 import pytest
 
-from profilevault.unification import MemberRef, UnifyRecord, explain, parse_ruleset, unify
+from profilevault.unification import DEFAULT_RULESET, MemberRef, UnifyRecord, explain, parse_ruleset, unify
 
 EMAIL = {"rules": [{"name": "same-email", "conditions": [{"attribute": "email", "precision": "exact"}]}]}
 NAME_BIRTHDAY = {"rules": [{"name": "name-and-birthday", "conditions": [
@@ -135,6 +135,16 @@ def test_gmail_address_written_two_ways_matches_by_default():
     result = unify([rec("crm", "1", email="anna.weber@googlemail.com"),
                     rec("newsletter", "n1", email="annaweber+news@gmail.com")], rules(EMAIL))
     assert len(result.profiles) == 1
+
+
+def test_default_rules_join_a_mistyped_email_of_the_same_name_but_not_a_namesakes_address():
+    result = unify([rec("crm", "1", first_name="Thomas", last_name="Müller", email="thomas.mueller@gmx.de"),
+                    rec("shop", "a", first_name="Thomas", last_name="Mueller", email="thomas.meuller@gmx.de"),
+                    rec("shop", "b", first_name="Thomas", last_name="Müller", email="thomas.mueller73@gmx.de"),
+                    rec("shop", "c", first_name="Thomas", last_name="Müller", email="thomas_mueller@gmx.de")],
+                   DEFAULT_RULESET)
+    assert groups(result) == [{("crm", "1"), ("shop", "a")}, {("shop", "b")}, {("shop", "c")}]
+    assert {e.rule for e in result.edges} == {"similar-email-same-name"}
 
 
 def test_nickname_matches_full_name():

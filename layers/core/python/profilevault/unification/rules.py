@@ -218,6 +218,13 @@ DEFAULT_RULESET = RuleSet.model_validate({
         {"name": "phone-and-first-name", "conditions": [
             {"attribute": "phone", "precision": "exact"},
             {"attribute": "first_name", "precision": 0.8}]},
+        {"name": "phone-and-birthday", "conditions": [
+            {"attribute": "phone", "precision": "exact"},
+            {"attribute": "birth_date", "precision": "exact"}]},
+        {"name": "similar-email-same-name", "conditions": [
+            {"attribute": "email", "precision": 0.9},
+            {"attribute": "first_name", "precision": "exact"},
+            {"attribute": "last_name", "precision": "exact"}]},
         {"name": "name-and-birthday", "conditions": [
             {"attribute": "last_name", "precision": 0.85},
             {"attribute": "first_name", "precision": 0.8},
