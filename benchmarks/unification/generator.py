@@ -20,10 +20,12 @@ Two scenarios (`generate(..., scenario=...)`, `run.py --scenario`), the same in 
   precision 1; the engine finds 0.995-0.996 of the linkable pairs.
 - The `issue` scenario has a ceiling too, mostly from missing values (a crm record without email against a
   newsletter sign-up or an email-only ticket; a phone-only ticket against records without phone): ceiling recall
-  0.974/0.974/0.974 at 10k and 0.972/0.973/0.971 at 100k, F1 <= 0.986-0.987. `analyse.py` attributes the
-  engine's misses (10k, seeds 1/7/42, missed pairs 180/191/187 of ~6,800): no identifier present on both sides
-  121/121/124, a typo in the only shared identifier 26/35/31, identifier shared but a name the rule needs missing
-  20/25/23, names too different 6/4/5, an old address after a move 7/6/4.
+  0.974/0.974/0.974 at 10k and 0.972/0.973/0.971 at 100k, F1 <= 0.986-0.987 for exact evidence. Even an oracle
+  that joins every two records of a person that both carry any email, phone, birth date or street, whatever the
+  values (`run.ceiling`), reaches only recall 0.981-0.982 / F1 0.990-0.991 at 10k and 0.980-0.981 / 0.990 at
+  100k. `analyse.py` attributes the engine's misses (10k, seeds 1/7/42, missed pairs 168/180/170 of ~6,800): no
+  identifier present on both sides 121/121/124, a typo in the only shared identifier 23/28/19, identifier shared
+  but a name the rule needs missing 14/21/18, names too different 3/4/5, an old address after a move 7/6/4.
 
 The random stream differs between the scenarios after the first alternate identifier (drawing the noise of an
 email depends on its domain), so one seed gives statistically equal, not identical, people in the two.
