@@ -92,11 +92,9 @@ def pairwise_scores(clusters: list[list[int]], truth: list[int]) -> dict[str, fl
 EVIDENCE = ("email", "phone", "birth_date")
 
 
-def linkable_truth(records, truth: list[int]) -> list[int]:
-    """The truth a perfect engine could reach: records of one person are split into the groups connected by shared
-    evidence (the same mailbox, phone or birth date, or the same street and house number); a record sharing none of
-    these with the rest of its person (only a name, or a different email) stays alone. A diagnostic, not the score."""
-    parent = list(range(len(records)))
+def _connected(keys_per_record: list[list[tuple]]) -> list[int]:
+    """A component id per record: records sharing a key end in one component (union-find)."""
+    parent = list(range(len(keys_per_record)))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -105,15 +103,24 @@ def linkable_truth(records, truth: list[int]) -> list[int]:
         return i
 
     seen: dict[tuple, int] = {}
-    for i, (rec, pid) in enumerate(zip(records, truth, strict=True)):
+    for i, keys in enumerate(keys_per_record):
+        for key in keys:
+            parent[find(i)] = find(seen.setdefault(key, i))
+    return [find(i) for i in range(len(keys_per_record))]
+
+
+def linkable_truth(records, truth: list[int]) -> list[int]:
+    """The truth a perfect engine could reach: records of one person are split into the groups connected by shared
+    evidence (the same mailbox, phone or birth date, or the same street and house number); a record sharing none of
+    these with the rest of its person (only a name, or a different email) stays alone. A diagnostic, not the score."""
+    keys_per_record = []
+    for rec, pid in zip(records, truth, strict=True):
         a = rec.attributes
         keys = [(pid, f, mailbox(a[f]) if f == "email" else a[f]) for f in EVIDENCE if a.get(f)]
         if a.get("street") and a.get("house_number"):
             keys.append((pid, "address", a["street"], a["house_number"]))
-        for key in keys:
-            j = seen.setdefault(key, i)
-            parent[find(i)] = find(j)
-    return [find(i) for i in range(len(records))]
+        keys_per_record.append(keys)
+    return _connected(keys_per_record)
 
 
 def ceiling(records, truth: list[int]) -> dict[str, float]:
@@ -121,20 +128,9 @@ def ceiling(records, truth: list[int]) -> dict[str, float]:
     that both carry an email, a phone, a birth date or a street, whatever the values (a typo, another address). The
     pairs left out share nothing but a name (a phone ticket against records without that phone, a newsletter sign-up
     against a crm record without email); only name-only linking could join them, which namesakes make unsafe."""
-    parent = list(range(len(records)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    seen: dict[tuple[int, str], int] = {}
-    for i, (rec, pid) in enumerate(zip(records, truth, strict=True)):
-        for field in (*EVIDENCE, "street"):
-            if rec.attributes.get(field):
-                parent[find(i)] = find(seen.setdefault((pid, field), i))
-    reachable = sum(pairs(c) for c in Counter(find(i) for i in range(len(records))).values())
+    components = _connected([[(pid, f) for f in (*EVIDENCE, "street") if rec.attributes.get(f)]
+                             for rec, pid in zip(records, truth, strict=True)])
+    reachable = sum(pairs(c) for c in Counter(components).values())
     recall = reachable / sum(pairs(c) for c in Counter(truth).values())
     return {"recall": round(recall, 5), "f1": round(2 * recall / (1 + recall), 5)}
 

@@ -5,6 +5,8 @@ import pytest
 from rapidfuzz.distance import Levenshtein
 
 from benchmarks.unification.generator import SCENARIOS, WORK_DOMAINS, generate
+from benchmarks.unification.run import ceiling
+from profilevault.unification import UnifyRecord
 
 RECORDS = 3000
 
@@ -62,3 +64,14 @@ def test_unknown_scenario_is_refused():
     # Given a scenario name that does not exist / When records are generated / Then it fails with the known names
     with pytest.raises(ValueError, match=SCENARIOS[0]):
         generate(10, scenario="no-such-scenario")
+
+
+def test_ceiling_joins_records_of_a_person_that_carry_the_same_kind_of_evidence():
+    def rec(record_id: str, **attributes: str) -> UnifyRecord:
+        return UnifyRecord("crm", record_id, 10, "2024-01-01T00:00:00Z", attributes)
+
+    # person 0: an email on both (different values still count), a phone-only record that shares nothing;
+    # person 1: two records with a phone each. True pairs: 3 + 1; reachable: 1 + 1.
+    records = [rec("1", email="a@x.de", first_name="Anna"), rec("2", email="b@x.de"), rec("3", phone="+4930123"),
+               rec("4", phone="+4930999"), rec("5", phone="+4930888")]
+    assert ceiling(records, [0, 0, 0, 1, 1]) == {"recall": 0.5, "f1": round(2 * 0.5 / 1.5, 5)}
