@@ -3,6 +3,8 @@ role, explainable, searchable through blind indexes, undone when a source is rem
 import pytest
 from conftest import lambda_context, sample_event
 
+from profilevault.store import _delete_unless_rewritten
+
 CRM = "id,mail,given,family,born,tel\n" + "".join([
     "c1,anna.berg@example.org,Anna,Berg,1985-03-02,+4930111111\n",
     "c2,jan.hoffmann@example.org,Jan,Hoffmann,1979-11-20,+4930222222\n",
@@ -251,3 +253,26 @@ def test_run_records_expire_through_dynamodb_ttl(stack):
                                    Key={"pk": {"S": "TENANT#default"}, "sk": {"S": f"RUN#{run['id']}"}})["Item"]
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
     assert 80 * 86400 < int(item["expires_at"]["N"]) - time.time() < 100 * 86400
+
+
+def test_search_ignores_and_removes_an_index_entry_its_record_no_longer_has(unified):
+    # Two writers of one record at the same moment: the older one's index entry for the old e-mail lands last.
+    index = unified.deployed.tables["IndexTable"]
+    before = unified.dynamodb.scan(TableName=index)["Items"]
+    unified.ingest("crm", "customers-2.csv", CRM.replace("lea.vogt@", "lea.neu@").encode())
+    for item in before:
+        unified.dynamodb.put_item(TableName=index, Item=item)
+    stale = len(unified.dynamodb.scan(TableName=index)["Items"])
+
+    assert unified.api("POST", "/v1/profiles/search", body={"email": "lea.vogt@example.org"})[1]["items"] == []
+    assert len(unified.dynamodb.scan(TableName=index)["Items"]) == stale - 1  # repaired on read
+    [lea] = unified.api("POST", "/v1/profiles/search", body={"email": "lea.neu@example.org"})[1]["items"]
+    assert {m["record_id"] for m in lea["members"]} == {"c3"}
+
+
+def test_read_repair_keeps_an_index_entry_put_again_since_it_was_read(unified):
+    index = unified.deployed.tables["IndexTable"]
+    entry = unified.dynamodb.scan(TableName=index, Limit=1)["Items"][0]
+    unified.dynamodb.put_item(TableName=index, Item={**entry, "kid": {"S": "written-since"}})
+    _delete_unless_rewritten(unified.dynamodb, index, entry)
+    assert unified.dynamodb.get_item(TableName=index, Key={"pk": entry["pk"], "sk": entry["sk"]}).get("Item")

@@ -5,7 +5,8 @@ Key shapes (pk / sk):
                  TENANT#<t> / INGESTION#<id>            one ingestion of one landing file
   RecordsTable   TENANT#<t>#SOURCE#<s> / REC#<token>    sealed record payload; <token> is a blind index of the record ID
   KeysTable      same pk / <sk>#K#<kid>                   the record's wrapped data key (crypto-shredding deletes it)
-  IndexTable     TENANT#<t>#IDX#<attr>#<hmac> / SOURCE#<s>#REC#<token>   blind-index entry
+  IndexTable     TENANT#<t>#IDX#<attr>#<hmac> / SOURCE#<s>#REC#<token>   blind-index entry, naming the key ID of the
+                 record write that put it (a pointer: the record's own index_refs are the truth, see find_index_entries)
 Nothing here holds a plaintext value of a row: record IDs appear only as blind tokens.
 """
 import json
@@ -222,7 +223,8 @@ def write_records(ddb, tables: Tables, tenant: str, source: str, sealed: list[Se
         for s in chunk:
             stale = set(before[s.token].index_refs if s.token in before else ()) - set(s.index_refs)
             entry_sk = index_sk(source, s.token)
-            puts += [{"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": entry_sk}} for ref in s.index_refs]
+            puts += [{"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": entry_sk}, "kid": s.record_item["kid"]}
+                     for ref in s.index_refs]
             deletes += [{"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": entry_sk}} for ref in stale]
         batch_write(ddb, tables.index, puts, deletes)
     return new
@@ -308,12 +310,34 @@ def all_record_tokens(ddb, tables: Tables, tenant: str, source: str) -> list[str
 
 
 def find_index_entries(ddb, tables: Tables, tenant: str, attribute_ref: str) -> list[tuple[str, str]]:
-    """(source, token) of every record whose blind index for <attr>#<hmac> matches."""
-    out = []
-    for item in query_prefix(ddb, tables.index, f"TENANT#{tenant}#IDX#{attribute_ref}", "SOURCE#"):
+    """(source, token) of every record whose blind index for <attr>#<hmac> matches.
+
+    An entry is only a pointer: the record item's own `index_refs` say what it holds now. Two writers of one record
+    at the same moment can leave an entry for a value the record no longer has (batch writes take no conditions), so
+    each entry is checked against its record, and an entry its record disowns is deleted (read repair) unless a
+    writer has put it again since it was read (each entry names the key ID of the write that put it)."""
+    pk = f"TENANT#{tenant}#IDX#{attribute_ref}"
+    entries: dict[str, dict[str, dict]] = {}
+    for item in query_prefix(ddb, tables.index, pk, "SOURCE#"):
         _, source, _, token = item["sk"]["S"].split("#", 3)
-        out.append((source, token))
-    return out
+        entries.setdefault(source, {})[token] = item
+    found = []
+    for source, items in entries.items():
+        current = stored_refs(ddb, tables, records_pk(tenant, source), list(items))
+        for token, item in items.items():
+            if token in current and attribute_ref in current[token].index_refs:
+                found.append((source, token))
+            else:
+                _delete_unless_rewritten(ddb, tables.index, item)
+    return found
+
+
+def _delete_unless_rewritten(ddb, table: str, entry: dict) -> None:
+    try:
+        ddb.delete_item(TableName=table, Key={"pk": entry["pk"], "sk": entry["sk"]}, ConditionExpression="kid = :kid",
+                        ExpressionAttributeValues={":kid": entry["kid"]})
+    except ddb.exceptions.ConditionalCheckFailedException:
+        pass  # put again by a writer since it was read: that writer's record holds the value
 
 
 # ------------------------------------------------------------------ helpers
