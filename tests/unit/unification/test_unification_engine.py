@@ -360,6 +360,15 @@ def test_importance_policy_takes_the_value_of_the_most_important_source():
     assert attributes["first_name"] == "Anna"
 
 
+def test_profile_attributes_are_listed_by_name():
+    group = {"default": "importance", "groups": [["street", "city"]]}
+    assert list(merged([rec("crm", "1", email="a@x.org", street="Hauptstr. 1", city="Köln", birth_date="1980-01-02"),
+                        rec("shop", "a", email="a@x.org", phone="+4930111")], group)) == [
+        "birth_date", "city", "email", "phone", "street"]
+    single = unify([rec("crm", "1", street="Hauptstr. 1", email="a@x.org")], rules(EMAIL)).profiles[0]
+    assert list(single.attributes) == ["email", "street"]
+
+
 def test_importance_tie_goes_to_the_most_recent_record():
     attributes = merged([rec("crm", "1", importance=10, updated="2020", email="a@x.org", first_name="Anna"),
                          rec("shop", "a", importance=10, updated="2024", email="a@x.org", first_name="Anni")],

@@ -57,9 +57,9 @@ def _pick(candidates: Sequence[MergeRecord], policy: str, fill: Callable[[MergeR
 
 
 def merge_attributes(members: Sequence[MergeRecord], policy: MergePolicy) -> dict[str, str]:
-    """Profile attributes of a cluster; `members` sorted by (source, record_id)."""
+    """Profile attributes of a cluster, by attribute name; `members` sorted by (source, record_id)."""
     if len(members) == 1:
-        return {k: v for k, v in members[0].attributes.items() if v}
+        return {k: v for k, v in sorted(members[0].attributes.items()) if v}
     merged: dict[str, str] = {}
     grouped: set[str] = set()
     for group in policy.groups:
@@ -85,4 +85,4 @@ def merge_attributes(members: Sequence[MergeRecord], policy: MergePolicy) -> dic
             return 1, _filled(rec.attributes[attribute])
 
         merged[attribute] = _pick(candidates, policy.policy_for(attribute), fill).attributes[attribute]
-    return merged
+    return dict(sorted(merged.items()))
