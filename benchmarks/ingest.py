@@ -143,10 +143,11 @@ def aws_calls(rows: int) -> dict:
                          SourceSpec(format="csv", primary_key="id", fields=FIELDS).model_dump(), "now")
         body = io.BufferedReader(GeneratedCsv(rows)).read()
         s3 = boto3.client("s3")
-        s3.put_object(Bucket=deployed.buckets["LandingBucket"], Key="sources/crm/full/bench.csv", Body=body)
+        etag = s3.put_object(Bucket=deployed.buckets["LandingBucket"], Key="sources/crm/full/bench.csv",
+                             Body=body)["ETag"].strip('"')
         started = time.perf_counter()
         result = ingest_landing_object(deps, LandingObject(deployed.buckets["LandingBucket"],
-                                                           "sources/crm/full/bench.csv", "etag", "1"))
+                                                           "sources/crm/full/bench.csv", etag, "1"))
         seconds = time.perf_counter() - started
     by_service = Counter()
     for name, count in calls.items():
