@@ -5,12 +5,15 @@ Key shapes (pk / sk):
                  TENANT#<t> / INGESTION#<id>            one ingestion of one landing file
   RecordsTable   TENANT#<t>#SOURCE#<s> / REC#<token>    sealed record payload; <token> is a blind index of the record ID
   KeysTable      same pk / <sk>#K#<kid>                   the record's wrapped data key (crypto-shredding deletes it)
+  ControlTable   TENANT#<t>#CHANGES / C#<random>           change journal: a source and the tokens of records written
+                 or deleted since the last unification run read it (blind tokens only)
   IndexTable     TENANT#<t>#IDX#<attr>#<hmac> / SOURCE#<s>#REC#<token>   blind-index entry, naming the key ID of the
                  record write that put it (a pointer: the record's own index_refs are the truth, see find_index_entries)
 Nothing here holds a plaintext value of a row: record IDs appear only as blind tokens.
 """
 import json
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -227,6 +230,7 @@ def write_records(ddb, tables: Tables, tenant: str, source: str, sealed: list[Se
                      for ref in s.index_refs]
             deletes += [{"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": entry_sk}} for ref in stale]
         batch_write(ddb, tables.index, puts, deletes)
+        journal_changes(ddb, tables, tenant, source, [s.token for s in chunk])
     return new
 
 
@@ -300,8 +304,54 @@ def delete_records(ddb, tables: Tables, tenant: str, source: str, tokens: Iterab
         batch_write(ddb, tables.index, [], [
             {"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": index_sk(source, t)}}
             for t, ref_set in stored.items() for ref in ref_set.index_refs])
+        journal_changes(ddb, tables, tenant, source, list(stored))
         deleted += len(stored)
     return deleted
+
+
+def read_records(ddb, tables: Tables, tenant: str, source: str, tokens: list[str]) -> Iterator[tuple[dict, dict]]:
+    """(record item, key item) of the given records that exist and are readable."""
+    pk = records_pk(tenant, source)
+    for start in range(0, len(tokens), BATCH_GET_MAX):
+        keys = [{"pk": {"S": pk}, "sk": {"S": record_sk(t)}} for t in tokens[start:start + BATCH_GET_MAX]]
+        request = {tables.records: {"Keys": keys, "ConsistentRead": True}}
+        items: list[dict] = []
+        while request:
+            response = ddb.batch_get_item(RequestItems=request)
+            items += response["Responses"].get(tables.records, [])
+            request = response.get("UnprocessedKeys") or None
+        yield from with_keys(ddb, tables.keys, items)
+
+
+# ------------------------------------------------------------------ change journal
+
+def changes_pk(tenant: str) -> str:
+    return f"TENANT#{tenant}#CHANGES"
+
+
+def journal_changes(ddb, tables: Tables, tenant: str, source: str, tokens: list[str]) -> None:
+    """Names records just written or deleted for the next unification run. Written after the change, so a run that
+    reads the entry also sees the change; a run that misses it leaves it to the next one."""
+    if tokens:
+        ddb.put_item(TableName=tables.control, Item={
+            "pk": {"S": changes_pk(tenant)}, "sk": {"S": f"C#{uuid.uuid4().hex}"}, "source": {"S": source},
+            "tokens": {"SS": sorted(set(tokens))}})
+
+
+@dataclass(frozen=True)
+class Change:
+    key: dict  # the journal item's key, to forget it once applied
+    source: str
+    tokens: tuple[str, ...]
+
+
+def read_changes(ddb, tables: Tables, tenant: str) -> list[Change]:
+    return [Change({"pk": i["pk"], "sk": i["sk"]}, i["source"]["S"], tuple(i["tokens"]["SS"]))
+            for i in query_prefix(ddb, tables.control, changes_pk(tenant), "C#")]
+
+
+def forget_changes(ddb, tables: Tables, changes: list[Change]) -> None:
+    batch_write(ddb, tables.control, [], [c.key for c in changes])
 
 
 def all_record_tokens(ddb, tables: Tables, tenant: str, source: str) -> list[str]:
