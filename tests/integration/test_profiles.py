@@ -1,5 +1,7 @@
 """Unification through the real handlers: records from two sources become profiles, stored sealed, readable per
 role, explainable, searchable through blind indexes, undone when a source is removed."""
+import json
+
 import pytest
 from conftest import lambda_context, sample_event
 
@@ -113,8 +115,11 @@ def test_removing_a_source_splits_its_profiles_and_a_re_add_rebuilds_them(unifie
     assert set(after) == {frozenset({("crm", c)}) for c in ("c1", "c2", "c3")}
     assert after[frozenset({("crm", "c1")})]["id"] == anna["id"]  # the id stays where it can
     assert unified.dynamodb.scan(TableName=unified.deployed.tables["RecordsTable"])["Count"] == 3
+    assert last_run(unified)["mode"] == "incremental"
+    assert full_run(unified)["counts"]["profiles_written"] == 0  # the incremental purge left what a full run would
     load(unified)
     assert by_members(profiles(unified))[frozenset({("crm", "c1"), ("shop", "s1")})]["id"] == anna["id"]
+    assert full_run(unified)["counts"]["profiles_written"] == 0
 
 
 def test_analysts_see_masked_profiles_and_auditors_none(unified):
@@ -195,6 +200,7 @@ def test_a_full_snapshot_replaces_the_previous_one_on_refresh(stack):
     assert stack.api("GET", "/v1/sources/crm")[1]["record_count"] == 1
     assert stack.api("GET", "/v1/sources/crm/records/c2")[0] == 404
     assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")})}
+    assert full_run(stack)["counts"]["profiles_written"] == 0
 
 
 def test_the_hourly_schedule_refreshes_profiles(stack):
@@ -276,3 +282,76 @@ def test_read_repair_keeps_an_index_entry_put_again_since_it_was_read(unified):
     unified.dynamodb.put_item(TableName=index, Item={**entry, "kid": {"S": "written-since"}})
     _delete_unless_rewritten(unified.dynamodb, index, entry)
     assert unified.dynamodb.get_item(TableName=index, Key={"pk": entry["pk"], "sk": entry["sk"]}).get("Item")
+
+
+# --- incremental runs --------------------------------------------------------------------------------------------
+
+def last_run(stack) -> dict:
+    items = stack.dynamodb.query(
+        TableName=stack.deployed.tables["ControlTable"], KeyConditionExpression="pk = :pk AND begins_with(sk, :run)",
+        ExpressionAttributeValues={":pk": {"S": "TENANT#" + stack.env["PV_TENANT_ID"]}, ":run": {"S": "RUN#"}})["Items"]
+    return max((json.loads(i["doc"]["S"]) for i in items), key=lambda run: run["queued_at"])
+
+
+def full_run(stack) -> dict:
+    status, run, _ = stack.api("POST", "/v1/unification/runs")
+    assert status == 202
+    stack.run_jobs()
+    return stack.api("GET", f"/v1/unification/runs/{run['id']}")[1]
+
+
+LEA_IN_SHOP = b'{"order": "s4", "email": "lea.vogt@example.org", "first": "Lea", "last": "Vogt"}\n'
+
+
+def test_a_run_after_an_arrival_reads_only_the_changed_records(unified):
+    unified.ingest("shop", "2026/11/29/10/upserts/lea.jsonl", LEA_IN_SHOP, kind="incremental")
+    run = last_run(unified)
+    assert run["mode"] == "incremental" and run["counts"]["records_read"] == 1
+    assert frozenset({("crm", "c3"), ("shop", "s4")}) in by_members(profiles(unified))
+    # A full run over every record finds exactly what the incremental run stored
+    full = full_run(unified)
+    assert full["mode"] == "full" and full["counts"]["records_read"] == 7
+    assert full["counts"]["profiles_written"] == full["counts"]["profiles_deleted"] == 0
+
+
+def test_an_incremental_delete_splits_the_profile_it_joined(unified):
+    unified.ingest("shop", "2026/11/29/11/deletes/gone.jsonl", b'{"order": "s1"}\n', kind="incremental")
+    run = last_run(unified)
+    assert run["mode"] == "incremental" and run["counts"]["records_read"] == 0
+    groups = set(by_members(profiles(unified)))
+    assert frozenset({("crm", "c1")}) in groups and not any(("shop", "s1") in g for g in groups)
+    assert full_run(unified)["counts"]["profiles_written"] == 0
+
+
+def test_a_changed_rule_set_makes_the_next_run_full(unified):
+    unified.api("PUT", "/v1/unification/rules", body={"rules": [
+        {"name": "same-email", "conditions": [{"attribute": "email", "precision": "exact"}]}]})
+    unified.ingest("shop", "2026/11/29/10/upserts/lea.jsonl", LEA_IN_SHOP, kind="incremental")
+    run = last_run(unified)
+    assert run["mode"] == "full" and run["counts"]["records_read"] == 7
+    assert frozenset({("crm", "c2")}) in by_members(profiles(unified))  # Jan's fuzzy match is no longer a rule
+
+
+def test_a_lost_or_unreadable_state_is_rebuilt_by_a_full_run(unified):
+    vault = unified.deployed.buckets["VaultBucket"]
+    [state] = unified.s3.list_objects_v2(Bucket=vault, Prefix="unification/")["Contents"]
+    body = bytearray(unified.s3.get_object(Bucket=vault, Key=state["Key"])["Body"].read())
+    body[-1] ^= 1  # one flipped bit: the state no longer opens
+    unified.s3.put_object(Bucket=vault, Key=state["Key"], Body=bytes(body))
+    unified.ingest("shop", "2026/11/29/10/upserts/lea.jsonl", LEA_IN_SHOP, kind="incremental")
+    assert last_run(unified)["mode"] == "full"
+    unified.s3.delete_object(Bucket=vault, Key=unified.s3.list_objects_v2(Bucket=vault, Prefix="unification/")[
+        "Contents"][0]["Key"])
+    unified.ingest("shop", "2026/11/29/11/deletes/gone.jsonl", b'{"order": "s4"}\n', kind="incremental")
+    assert last_run(unified)["mode"] == "full"
+    assert frozenset({("crm", "c3")}) in by_members(profiles(unified))
+
+
+def test_each_save_of_the_state_replaces_the_object_and_its_key(unified):
+    vault = unified.deployed.buckets["VaultBucket"]
+    before = unified.s3.list_objects_v2(Bucket=vault, Prefix="unification/")["Contents"]
+    unified.ingest("shop", "2026/11/29/10/upserts/lea.jsonl", LEA_IN_SHOP, kind="incremental")
+    after = unified.s3.list_objects_v2(Bucket=vault, Prefix="unification/")["Contents"]
+    assert len(before) == len(after) == 1 and before[0]["Key"] != after[0]["Key"]
+    keys = unified.dynamodb.scan(TableName=unified.deployed.tables["KeysTable"])["Items"]
+    assert len([k for k in keys if k["sk"]["S"].startswith("UNIFICATION#STATE#K#")]) == 1

@@ -1,4 +1,5 @@
-"""Data access for S3: the landing bucket's drops and the vault bucket's sealed rejection reports."""
+"""Data access for S3: the landing bucket's drops, and the vault bucket's sealed rejection reports and unification
+state."""
 from botocore.exceptions import ClientError
 
 from profilevault.errors import IngestionRejected, NotFound
@@ -45,7 +46,20 @@ def open_report(s3, bucket: str, key: str):
         raise
 
 
-def delete_reports(s3, bucket: str, keys: list[str]) -> None:
+def put_blob(s3, bucket: str, key: str, body: bytes) -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def get_blob(s3, bucket: str, key: str) -> bytes | None:
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response["Error"]["Code"] in _GONE:
+            return None
+        raise
+
+
+def delete_objects(s3, bucket: str, keys: list[str]) -> None:
     for start in range(0, len(keys), 1000):
         chunk = keys[start:start + 1000]
         if chunk:

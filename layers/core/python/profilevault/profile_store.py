@@ -6,7 +6,9 @@ Key shapes (pk / sk):
   KeysTable      same pk / <sk>#K#<kid>                         the profile's wrapped data key
   ControlTable   TENANT#<t> / UNIFICATION#RULES                sealed rule set (exceptions name record IDs)
                  TENANT#<t> / RUN#<run id>                     unification run status and counts
-  KeysTable      TENANT#<t> / UNIFICATION#RULES#K#<kid>        the rule set's wrapped data key
+                 TENANT#<t> / UNIFICATION#STATE                what the last run saw: points at a sealed object in
+                                                               the vault bucket (unification_state.py)
+  KeysTable      TENANT#<t> / UNIFICATION#RULES#K#<kid>        the rule set's wrapped data key (and the state's)
 """
 import base64
 import json
@@ -160,16 +162,33 @@ def rules_key(tenant: str) -> dict:
     return {"pk": {"S": store.tenant_pk(tenant)}, "sk": {"S": "UNIFICATION#RULES"}}
 
 
-def put_rules(ddb, tables: ProfileTables, tenant: str, item: dict, key_item: dict) -> None:
-    before = _with_key(ddb, tables, tables.control, rules_key(tenant))
+def replace_sealed(ddb, tables: ProfileTables, item: dict, key_item: dict) -> dict | None:
+    """Puts a sealed control item: its key first, then the item that names it, then the key of the version it
+    replaced. -> the replaced item, if any."""
+    key = {"pk": item["pk"], "sk": item["sk"]}
+    before = ddb.get_item(TableName=tables.control, Key=key, ConsistentRead=True).get("Item")
     store.batch_write(ddb, tables.keys, [key_item], [])
     ddb.put_item(TableName=tables.control, Item=item)
     if before:
-        store.batch_write(ddb, tables.keys, [], [{"pk": before[1]["pk"], "sk": before[1]["sk"]}])
+        store.batch_write(ddb, tables.keys, [], [{"pk": key["pk"],
+                                                 "sk": {"S": store.key_sk(key["sk"]["S"], before["kid"]["S"])}}])
+    return before
+
+
+def put_rules(ddb, tables: ProfileTables, tenant: str, item: dict, key_item: dict) -> None:
+    replace_sealed(ddb, tables, item, key_item)
 
 
 def get_rules_items(ddb, tables: ProfileTables, tenant: str) -> tuple[dict, dict] | None:
     return _with_key(ddb, tables, tables.control, rules_key(tenant))
+
+
+def state_key(tenant: str) -> dict:
+    return {"pk": {"S": store.tenant_pk(tenant)}, "sk": {"S": "UNIFICATION#STATE"}}
+
+
+def get_state_items(ddb, tables: ProfileTables, tenant: str) -> tuple[dict, dict] | None:
+    return _with_key(ddb, tables, tables.control, state_key(tenant))
 
 
 RUN_RETENTION_SECONDS = 90 * 24 * 3600

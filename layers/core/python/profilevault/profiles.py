@@ -1,15 +1,17 @@
 """Customer profiles: unification runs over the stored records, and reading profiles the way each role may.
 
-A run opens every record of the tenant, clusters them with the tenant's rule set (profilevault.unification), and
-writes back only what changed: profiles whose sealed content differs, profiles that disappeared, member-map entries
-that moved. Runs happen on request, after every ingestion (queued as a job) and on the refresh schedule."""
+A run clusters every record of the tenant with the tenant's rule set (profilevault.unification) and writes back only
+what changed: profiles whose sealed content differs, profiles that disappeared, member-map entries that moved. Runs
+after an ingestion, a refresh or a source purge are incremental: they start from the sealed state of the last run
+and re-read only the records the change journal names (see unification_state). A run on request
+(POST /v1/unification/runs) is full: it reads every record again and rebuilds that state."""
 import hmac
 import json
 import time
 import uuid
 from collections import defaultdict
 
-from profilevault import jobs, profile_store, store, vault
+from profilevault import jobs, profile_store, store, unification_state, vault
 from profilevault.access import PROFILE_FULL_VIEW, PROFILE_MASKED_VIEW, Role
 from profilevault.errors import Forbidden, InvalidInput, NotFound
 from profilevault.normalize import normalize_attributes
@@ -56,7 +58,8 @@ def queue_job(deps: Deps, job_type: str, trigger: str, delay_seconds: int = 0, *
 
 
 def queue_run(deps: Deps, trigger: str) -> dict:
-    return queue_job(deps, "unify", trigger)
+    """A full run: every record read again from DynamoDB, the saved state rebuilt."""
+    return queue_job(deps, "unify", trigger, mode="full")
 
 
 def queue_run_after_ingestion(deps: Deps, ingestion_id: str) -> None:
@@ -79,56 +82,77 @@ def mark_run_failed(deps: Deps, run_id: str, reason: str) -> None:
     profile_store.put_run(deps.dynamodb, tables(deps), deps.tenant, run)
 
 
-def load_records(deps: Deps) -> tuple[list[UnifyRecord], dict[MemberRef, str]]:
-    """Every record of the tenant, opened, with the blind token of each member."""
-    records, tokens = [], {}
+def read_all(deps: Deps, ruleset: str) -> unification_state.State:
+    """The state rebuilt from DynamoDB: every record of the registered sources, opened, the member map and the
+    stored profiles."""
+    records = {}
     for source in store.list_sources(deps.dynamodb, deps.tables, deps.tenant):
         for record_item, key_item in store.iter_record_items(deps.dynamodb, deps.tables, deps.tenant, source["name"]):
-            record = vault.open_record(deps.keyring, record_item, key_item)
-            ref = MemberRef(source["name"], record["record_id"])
-            tokens[ref] = record_item["sk"]["S"][len("REC#"):]
-            records.append(UnifyRecord(source=source["name"], record_id=record["record_id"],
-                                       importance=source["importance"], updated_at=record["ingested_at"],
-                                       attributes=record["attributes"]))
-    return records, tokens
+            token = record_item["sk"]["S"][len("REC#"):]
+            records[(source["name"], token)] = unification_state.opened(
+                vault.open_record(deps.keyring, record_item, key_item))
+    t = tables(deps)
+    return unification_state.State(ruleset, records, profile_store.read_member_map(deps.dynamodb, t, deps.tenant),
+                                   profile_store.stored_profiles(deps.dynamodb, t, deps.tenant))
 
 
-def run_unification(deps: Deps, run_id: str) -> dict:
-    run = profile_store.get_run(deps.dynamodb, tables(deps), deps.tenant, run_id) or {"id": run_id}
+def run_unification(deps: Deps, run_id: str, full: bool = False) -> dict:
+    """Incremental unless asked for a full run (or the saved state cannot be used): the journaled changes are
+    applied to the state of the last run, the clusters recomputed in memory and only what changed written."""
+    t = tables(deps)
+    run = profile_store.get_run(deps.dynamodb, t, deps.tenant, run_id) or {"id": run_id}
     if run.get("status") in ("completed", "superseded"):
         return run
     if run.get("trigger") == "ingestion" and profile_store.newer_queued_run(
-            deps.dynamodb, tables(deps), deps.tenant, run, trigger="ingestion"):
+            deps.dynamodb, t, deps.tenant, run, trigger="ingestion"):
         run.update(status="superseded", finished_at=deps.now())
-        profile_store.put_run(deps.dynamodb, tables(deps), deps.tenant, run)
+        profile_store.put_run(deps.dynamodb, t, deps.tenant, run)
         return run
     started = time.monotonic()
     run.update(status="running", started_at=deps.now())
-    profile_store.put_run(deps.dynamodb, tables(deps), deps.tenant, run)
-    records, tokens = load_records(deps)
-    old_members = profile_store.read_member_map(deps.dynamodb, tables(deps), deps.tenant)
-    previous = {ref: old_members[(ref.source, token)] for ref, token in tokens.items()
-                if (ref.source, token) in old_members}
-    result = unify(records, get_ruleset(deps), previous)
-    written, deleted = _store_result(deps, result, tokens, old_members)
+    profile_store.put_run(deps.dynamodb, t, deps.tenant, run)
+    ruleset = get_ruleset(deps)
+    digest = unification_state.ruleset_digest(deps, ruleset)
+    changes = store.read_changes(deps.dynamodb, deps.tables, deps.tenant)  # before reading: later ones stay
+    state = None if full or run.get("mode") == "full" else unification_state.load(deps, t, digest)
+    if state is None:
+        state, mode = read_all(deps, digest), "full"
+        records_read = len(state.records)
+    else:
+        mode, records_read = "incremental", unification_state.apply_changes(deps, state, changes)
+    importance = {s["name"]: s["importance"] for s in store.list_sources(deps.dynamodb, deps.tables, deps.tenant)}
+    records, tokens = [], {}
+    for (source, token), (record_id, ingested_at, attributes) in state.records.items():
+        if source in importance:  # a removed source's records wait for their purge outside every profile
+            tokens[MemberRef(source, record_id)] = token
+            records.append(UnifyRecord(source, record_id, importance[source], ingested_at, attributes))
+    previous = {ref: state.members[(ref.source, token)] for ref, token in tokens.items()
+                if (ref.source, token) in state.members}
+    result = unify(records, ruleset, previous)
+    written, deleted = _store_result(deps, result, tokens, state)
+    unification_state.save(deps, t, state)
+    store.forget_changes(deps.dynamodb, deps.tables, changes)
     run.update(status="completed", finished_at=deps.now(), duration_ms=int((time.monotonic() - started) * 1000),
+               mode=mode,
                counts={**{k: result.counts.get(k, 0) for k in ("records", "profiles", "merged", "split", "new",
                                                               "unchanged")},
-                       "profiles_written": written, "profiles_deleted": deleted})
-    profile_store.put_run(deps.dynamodb, tables(deps), deps.tenant, run)
-    logger.info("unification run finished", extra={"run_id": run_id, **run["counts"]})
+                       "records_read": records_read, "profiles_written": written, "profiles_deleted": deleted})
+    profile_store.put_run(deps.dynamodb, t, deps.tenant, run)
+    logger.info("unification run finished", extra={"run_id": run_id, "mode": mode, **run["counts"]})
     return run
 
 
-def _store_result(deps: Deps, result, tokens: dict[MemberRef, str], old_members: dict) -> tuple[int, int]:
+def _store_result(deps: Deps, result, tokens: dict[MemberRef, str], state: unification_state.State) -> tuple[int, int]:
+    """Writes the profiles whose sealed content changed, deletes those gone and moves member-map entries; the
+    state's members and profiles become what is now stored."""
     t = tables(deps)
     links = defaultdict(list)
     profile_of = {m: p.id for p in result.profiles for m in p.members}
     for edge in result.edges:
         links[profile_of[edge.a]].append(edge)
-    stored = profile_store.stored_profiles(deps.dynamodb, t, deps.tenant)
+    stored = state.profiles
     pk = profile_store.profiles_pk(deps.tenant)
-    sealed = []
+    sealed, now_stored = [], {}
     for profile in result.profiles:
         # A run knows only the IDs its members had last time; earlier history is carried forward.
         earlier = stored[profile.id].previous_ids if profile.id in stored else ()
@@ -138,6 +162,7 @@ def _store_result(deps: Deps, result, tokens: dict[MemberRef, str], old_members:
                     "links": explain(profile, links[profile.id])["links"]}
         digest = deps.keyring.blind_index("profile", json.dumps(document, sort_keys=True))
         if profile.id in stored and hmac.compare_digest(stored[profile.id].digest, digest):
+            now_stored[profile.id] = stored[profile.id]
             continue
         item, key_item = vault.seal_document(deps.keyring, PROFILES, pk, profile_store.profile_sk(profile.id),
                                              document)
@@ -146,13 +171,15 @@ def _store_result(deps: Deps, result, tokens: dict[MemberRef, str], old_members:
         if history:
             item["previous_ids"] = {"SS": history}
         sealed.append((item, key_item))
+        now_stored[profile.id] = profile_store.StoredProfile(digest, item["kid"]["S"], tuple(history))
     profile_store.write_profiles(deps.dynamodb, t, deps.tenant, sealed, stored)
-    kept = {p.id for p in result.profiles}
-    gone = {pid: s for pid, s in stored.items() if pid not in kept}
+    gone = {pid: s for pid, s in stored.items() if pid not in now_stored}
     profile_store.delete_profiles(deps.dynamodb, t, deps.tenant, gone)
     new_members = {(m.source, tokens[m]): pid for m, pid in profile_of.items()}
-    changed = {k: v for k, v in new_members.items() if old_members.get(k) != v}
-    profile_store.write_member_map(deps.dynamodb, t, deps.tenant, changed, sorted(set(old_members) - set(new_members)))
+    changed = {k: v for k, v in new_members.items() if state.members.get(k) != v}
+    profile_store.write_member_map(deps.dynamodb, t, deps.tenant, changed,
+                                   sorted(set(state.members) - set(new_members)))
+    state.members, state.profiles = new_members, now_stored
     return len(sealed), len(gone)
 
 

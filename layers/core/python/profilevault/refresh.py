@@ -49,7 +49,7 @@ def remove_source(deps: Deps, name: str) -> dict:
 def purge_source(deps: Deps, name: str, run_id: str) -> dict:
     if store.get_source(deps.dynamodb, deps.tables, deps.tenant, name) is not None:
         logger.info("source registered again before its purge ran; records kept", extra={"run_id": run_id})
-        return profiles.run_unification(deps, run_id)
+        return profiles.run_unification(deps, run_id, full=True)  # its records left the state when it was removed
     tokens = store.all_record_tokens(deps.dynamodb, deps.tables, deps.tenant, name)
     deleted = store.delete_records(deps.dynamodb, deps.tables, deps.tenant, name, tokens)
     erase_rejection_reports(deps, name)
@@ -66,4 +66,4 @@ def erase_rejection_reports(deps: Deps, source: str) -> None:
     for ingestion in reports:
         store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, ingestion["id"],
                                {"rejection_report": None, "report_key": None})
-    objects.delete_reports(deps.s3, deps.vault_bucket, [i["rejection_report"] for i in reports])
+    objects.delete_objects(deps.s3, deps.vault_bucket, [i["rejection_report"] for i in reports])
