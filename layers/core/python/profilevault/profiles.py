@@ -120,12 +120,7 @@ def run_unification(deps: Deps, run_id: str, full: bool = False) -> dict:
         records_read = len(state.records)
     else:
         mode, records_read = "incremental", unification_state.apply_changes(deps, state, changes)
-    importance = {s["name"]: s["importance"] for s in store.list_sources(deps.dynamodb, deps.tables, deps.tenant)}
-    records, tokens = [], {}
-    for (source, token), (record_id, ingested_at, attributes) in state.records.items():
-        if source in importance:  # a removed source's records wait for their purge outside every profile
-            tokens[MemberRef(source, record_id)] = token
-            records.append(UnifyRecord(source, record_id, importance[source], ingested_at, attributes))
+    records, tokens = _unify_input(deps, state)
     previous = {ref: state.members[(ref.source, token)] for ref, token in tokens.items()
                 if (ref.source, token) in state.members}
     result = unify(records, ruleset, previous)
@@ -140,6 +135,18 @@ def run_unification(deps: Deps, run_id: str, full: bool = False) -> dict:
     profile_store.put_run(deps.dynamodb, t, deps.tenant, run)
     logger.info("unification run finished", extra={"run_id": run_id, "mode": mode, **run["counts"]})
     return run
+
+
+def _unify_input(deps: Deps, state: unification_state.State) -> tuple[list[UnifyRecord], dict[MemberRef, str]]:
+    """The state's records of the registered sources, with each source's current importance, and their tokens.
+    A removed source's records wait for their purge outside every profile."""
+    importance = {s["name"]: s["importance"] for s in store.list_sources(deps.dynamodb, deps.tables, deps.tenant)}
+    records, tokens = [], {}
+    for (source, token), (record_id, ingested_at, attributes) in state.records.items():
+        if source in importance:
+            tokens[MemberRef(source, record_id)] = token
+            records.append(UnifyRecord(source, record_id, importance[source], ingested_at, attributes))
+    return records, tokens
 
 
 def _store_result(deps: Deps, result, tokens: dict[MemberRef, str], state: unification_state.State) -> tuple[int, int]:
