@@ -17,7 +17,7 @@ Two scenarios (`generate(..., scenario=...)`, `run.py --scenario`), the same in 
   counts a pair as linkable when the records are connected by an exactly shared email, phone, birth date or
   address, so a typo in the only shared value also makes a pair unlinkable). Measured with run.py, seeds 1/7/42:
   ceiling recall 0.950/0.953/0.954 at 10k records and 0.952/0.952/0.952 at 100k, i.e. F1 <= 0.975-0.977 even at
-  precision 1; the engine finds 0.995-0.996 of the linkable pairs.
+  precision 1; the engine finds 0.995-0.997 of the linkable pairs.
 - The `issue` scenario has a ceiling too, mostly from missing values (a crm record without email against a
   newsletter sign-up or an email-only ticket; a phone-only ticket against records without phone): ceiling recall
   0.974/0.974/0.974 at 10k and 0.972/0.973/0.971 at 100k, F1 <= 0.986-0.987 for exact evidence. Even an oracle
