@@ -1,7 +1,8 @@
 """Unification: match rules, type-aware matching with blocking, clustering, merge into profiles with stable IDs.
 
 Pure and in memory; the caller loads records and stores profiles. Entry points: `parse_ruleset` (rule document ->
-`RuleSet` or `InvalidInput`), `unify` (records -> `UnificationResult`) and `explain` (why a profile's members joined).
+`RuleSet` or `InvalidInput`), `unify` (records -> `UnificationResult`), `explain` (why a profile's members joined)
+and `suggest` (profiles only a rare full name connects, for a steward to confirm or not).
 """
 from profilevault.unification.engine import (
     MatchEdge,
@@ -22,8 +23,10 @@ from profilevault.unification.rules import (
     RuleSet,
     parse_ruleset,
 )
+from profilevault.unification.suggestions import Suggestion, suggest
 
 __all__ = [
     "DEFAULT_RULESET", "Condition", "MatchEdge", "MatchException", "MemberRef", "MergePolicy", "Profile", "Rule",
-    "RuleSet", "UnificationResult", "UnifyRecord", "explain", "new_profile_id", "parse_ruleset", "unify",
+    "RuleSet", "Suggestion", "UnificationResult", "UnifyRecord", "explain", "new_profile_id", "parse_ruleset",
+    "suggest", "unify",
 ]
