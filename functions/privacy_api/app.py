@@ -141,6 +141,13 @@ def get_run(run_id: str) -> dict:
     return profiles.get_run(deps, run_id)
 
 
+@app.get("/v1/unification/suggestions")
+def get_suggestions(limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                    cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+    caller(*RULE_READERS)
+    return profiles.list_suggestions(deps, limit, cursor)
+
+
 @app.post("/v1/refreshes")
 def post_refresh():
     caller(*ADMINS)

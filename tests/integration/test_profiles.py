@@ -355,3 +355,26 @@ def test_each_save_of_the_state_replaces_the_object_and_its_key(unified):
     assert len(before) == len(after) == 1 and before[0]["Key"] != after[0]["Key"]
     keys = unified.dynamodb.scan(TableName=unified.deployed.tables["KeysTable"])["Items"]
     assert len([k for k in keys if k["sk"]["S"].startswith("UNIFICATION#STATE#K#")]) == 1
+
+
+def test_a_name_only_match_is_suggested_and_a_confirmed_one_joins(unified):
+    unified.ingest("shop", "2026/11/29/10/upserts/lea.jsonl",
+                   b'{"order": "s5", "email": "lea@private.example", "first": "Lea", "last": "Vogt"}\n',
+                   kind="incremental")
+    status, found, _ = unified.api("GET", "/v1/unification/suggestions")
+    assert status == 200
+    [suggestion] = found["items"]
+    members = {frozenset((m["source"], m["record_id"]) for m in unified.api("GET", f"/v1/profiles/{pid}")[1]["members"])
+               for pid in suggestion["profiles"]}
+    assert members == {frozenset({("crm", "c3")}), frozenset({("shop", "s5")})}
+    assert suggestion["reason"] == "same-full-name" and last_run(unified)["counts"]["suggestions"] == 1
+    assert unified.api("GET", "/v1/unification/suggestions", role="analyst")[0] == 403
+    assert unified.api("GET", "/v1/unification/suggestions", role="privacy_officer")[0] == 200
+    # A steward confirms it with an always_match exception
+    rules = unified.api("GET", "/v1/unification/rules")[1]
+    rules["exceptions"] = [{"always_match": [{"source": "crm", "record_id": "c3"},
+                                             {"source": "shop", "record_id": "s5"}]}]
+    assert unified.api("PUT", "/v1/unification/rules", body=rules)[0] == 200
+    full_run(unified)
+    assert frozenset({("crm", "c3"), ("shop", "s5")}) in by_members(profiles(unified))
+    assert unified.api("GET", "/v1/unification/suggestions")[1] == {"items": [], "next_cursor": None}

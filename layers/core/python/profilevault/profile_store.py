@@ -4,6 +4,7 @@ Key shapes (pk / sk):
   ProfilesTable  TENANT#<t>#PROFILES / P#<profile id>          sealed profile (attributes, members, links)
                  TENANT#<t>#MEMBERS / M#<source>#<token>       member map: record -> profile id (no plaintext)
   KeysTable      same pk / <sk>#K#<kid>                         the profile's wrapped data key
+                 TENANT#<t>#SUGGESTIONS / S#<id a>#<id b>     a possible match for a steward (profile IDs only)
   ControlTable   TENANT#<t> / UNIFICATION#RULES                sealed rule set (exceptions name record IDs)
                  TENANT#<t> / RUN#<run id>                     unification run status and counts
                  TENANT#<t> / UNIFICATION#STATE                what the last run saw: points at a sealed object in
@@ -154,6 +155,37 @@ def decode_cursor(cursor: str) -> str:
     if not profile_id or encode_cursor(profile_id) != cursor or not profile_id.isascii() or "#" in profile_id:
         raise InvalidInput("cursor is not one this API returned")
     return profile_id
+
+
+# ------------------------------------------------------------------ suggestions
+
+def suggestions_pk(tenant: str) -> str:
+    return f"TENANT#{tenant}#SUGGESTIONS"
+
+
+def replace_suggestions(ddb, tables: ProfileTables, tenant: str, pairs: dict[tuple[str, str], str]) -> None:
+    """The stored suggestions become `pairs` ((profile ID, profile ID) -> reason): new ones put, gone ones deleted."""
+    pk = suggestions_pk(tenant)
+    wanted = {f"S#{a}#{b}": reason for (a, b), reason in pairs.items()}
+    stored = {i["sk"]["S"]: i["reason"]["S"] for i in store.query_prefix(ddb, tables.profiles, pk, "S#")}
+    store.batch_write(ddb, tables.profiles,
+                      [{"pk": {"S": pk}, "sk": {"S": sk}, "reason": {"S": r}} for sk, r in wanted.items()
+                       if stored.get(sk) != r],
+                      [{"pk": {"S": pk}, "sk": {"S": sk}} for sk in stored if sk not in wanted])
+
+
+def page_suggestions(ddb, tables: ProfileTables, tenant: str, limit: int,
+                     cursor: str | None) -> tuple[list[dict], str | None]:
+    pk, kwargs = suggestions_pk(tenant), {}
+    if cursor:
+        a, _, b = decode_cursor(cursor).partition(":")
+        kwargs["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": f"S#{a}#{b}"}}
+    page = ddb.query(TableName=tables.profiles, KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
+                     ExpressionAttributeValues={":pk": {"S": pk}, ":s": {"S": "S#"}}, Limit=limit,
+                     ConsistentRead=True, **kwargs)
+    items = [{"profiles": i["sk"]["S"].split("#")[1:], "reason": i["reason"]["S"]} for i in page["Items"]]
+    last = page.get("LastEvaluatedKey")
+    return items, (encode_cursor(":".join(last["sk"]["S"].split("#")[1:])) if last else None)
 
 
 # ------------------------------------------------------------------ rules and runs

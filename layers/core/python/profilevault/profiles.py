@@ -17,7 +17,7 @@ from profilevault.errors import Forbidden, InvalidInput, NotFound
 from profilevault.normalize import normalize_attributes
 from profilevault.observability import logger
 from profilevault.profile_store import PROFILES, RULES, ProfileTables
-from profilevault.unification.engine import MemberRef, UnifyRecord, explain, unify
+from profilevault.unification import MemberRef, UnifyRecord, explain, suggest, unify
 from profilevault.unification.rules import DEFAULT_RULESET, RuleSet
 from profilevault.wiring import Deps
 
@@ -125,13 +125,16 @@ def run_unification(deps: Deps, run_id: str, full: bool = False) -> dict:
                 if (ref.source, token) in state.members}
     result = unify(records, ruleset, previous)
     written, deleted = _store_result(deps, result, tokens, state)
+    possible = suggest(result.profiles, {MemberRef(r.source, r.record_id): r.attributes for r in records}, ruleset)
+    profile_store.replace_suggestions(deps.dynamodb, t, deps.tenant, {s.profiles: s.reason for s in possible})
     unification_state.save(deps, t, state)
     store.forget_changes(deps.dynamodb, deps.tables, changes)
     run.update(status="completed", finished_at=deps.now(), duration_ms=int((time.monotonic() - started) * 1000),
                mode=mode,
                counts={**{k: result.counts.get(k, 0) for k in ("records", "profiles", "merged", "split", "new",
                                                               "unchanged")},
-                       "records_read": records_read, "profiles_written": written, "profiles_deleted": deleted})
+                       "records_read": records_read, "profiles_written": written, "profiles_deleted": deleted,
+                       "suggestions": len(possible)})
     profile_store.put_run(deps.dynamodb, t, deps.tenant, run)
     logger.info("unification run finished", extra={"run_id": run_id, "mode": mode, **run["counts"]})
     return run
@@ -191,6 +194,12 @@ def _store_result(deps: Deps, result, tokens: dict[MemberRef, str], state: unifi
 
 
 # ------------------------------------------------------------------ reading
+
+def list_suggestions(deps: Deps, limit: int, cursor: str | None) -> dict:
+    """Possible matches the rules do not make (see unification.suggestions), from the last run."""
+    items, next_cursor = profile_store.page_suggestions(deps.dynamodb, tables(deps), deps.tenant, limit, cursor)
+    return {"items": items, "next_cursor": next_cursor}
+
 
 def _view(role: Role) -> None:
     if role not in PROFILE_FULL_VIEW | PROFILE_MASKED_VIEW:
