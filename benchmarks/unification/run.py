@@ -41,7 +41,7 @@ import tracemalloc
 from collections import Counter
 
 from benchmarks.unification.generator import SCENARIOS, generate
-from profilevault.unification import parse_ruleset, unify
+from profilevault.unification import MemberRef, parse_ruleset, suggest, unify
 from profilevault.unification.normalizers import email as mailbox
 
 USER_RULES = {
@@ -135,6 +135,23 @@ def ceiling(records, truth: list[int]) -> dict[str, float]:
     return {"recall": round(recall, 5), "f1": round(2 * recall / (1 + recall), 5)}
 
 
+def reviewed(result, records, truth: list[int], ruleset) -> dict:
+    """The steward's view: how many name-only suggestions a run makes, how many join records of one person, and the
+    scores if a steward confirmed exactly those (an upper bound: a person would also confirm some wrong ones)."""
+    position = {MemberRef(r.source, r.record_id): i for i, r in enumerate(records)}
+    suggestions = suggest(result.profiles, {ref: records[i].attributes for ref, i in position.items()}, ruleset)
+    cluster_of = {p.id: [position[m] for m in p.members] for p in result.profiles}
+    right = [s for s in suggestions
+             if {truth[i] for i in cluster_of[s.profiles[0]]} & {truth[i] for i in cluster_of[s.profiles[1]]}]
+    joined = _connected([[pid] + [s.profiles[1] for s in right if s.profiles[0] == pid] for pid in cluster_of])
+    groups: dict[int, list[int]] = {}
+    for component, members in zip(joined, cluster_of.values(), strict=True):
+        groups.setdefault(component, []).extend(members)
+    scores = pairwise_scores(list(groups.values()), truth)
+    return {"count": len(suggestions), "right": len(right),
+            "if_confirmed": {k: scores[k] for k in ("precision", "recall", "f1")}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=10_000)
@@ -165,6 +182,7 @@ def main() -> None:
     linkable = pairwise_scores(clusters, linkable_truth(records, truth))
     line["linkable"] = {"true_pairs": linkable["true_pairs"], "recall": linkable["recall"]}
     line["ceiling"] = ceiling(records, truth)
+    line["suggestions"] = reviewed(result, records, truth, ruleset)
     if not args.no_memory:
         tracemalloc.start()
         unify(records, ruleset)
