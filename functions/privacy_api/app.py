@@ -5,6 +5,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +20,13 @@ from profilevault.wiring import build_deps
 
 app = APIGatewayHttpResolver(enable_validation=True)
 deps = build_deps()
+# The API described from these routes and their models: Swagger UI at /v1/docs, the OpenAPI document at
+# /v1/docs?format=json. Public (no token), like /v1/health: it holds no data, only the shape of the API.
+app.enable_swagger(path="/v1/docs", title="ProfileVault API", version="1",
+                   description="Bring-your-own-key customer data platform: sources, ingestions, the tenant key, "
+                               "unification rules and runs, profiles. Every route but /v1/health and /v1/docs "
+                               "needs a bearer JWT carrying pv_tenant and pv_role.",
+                   security_schemes={"jwt": HTTPBearer(bearerFormat="JWT")}, security=[{"jwt": []}])
 
 
 class TenantKeyChange(BaseModel):

@@ -57,7 +57,7 @@ def _print_banner(state: dict, state_file: Path, seconds: float) -> None:
     token_cmd = (f"TOKEN=$(python3 -c \"import json; print(json.load(open('{state_file}'))['tokens']['admin'])\")")
     lines = [
         f"ProfileVault local stack ready in {seconds:.1f} s",
-        f"  HTTP API      {state['api_url']}",
+        f"  HTTP API      {state['api_url']}  (described at {state['api_url']}/v1/docs)",
         f"  AWS endpoint  {state['aws_endpoint_url']}  (region {state['region']}, keys testing/testing)",
         f"  landing       s3://{state['landing_bucket']}/sources/<source>/full/<file>",
         f"  state file    {state_file}  (tokens for roles: {', '.join(state['tokens'])})",

@@ -11,6 +11,15 @@ def test_health_needs_no_token(stack):
     assert (status, body) == (200, {"status": "ok"})
 
 
+def test_the_api_describes_itself_without_a_token(stack):
+    status, spec, _ = stack.api("GET", "/v1/docs", role=None, query={"format": "json"})
+    assert status == 200
+    assert {"/v1/profiles/search", "/v1/unification/suggestions", "/v1/sources/{name}"} <= set(spec["paths"])
+    assert spec["components"]["securitySchemes"]["jwt"]["scheme"] == "bearer"
+    page = stack.handlers["PrivacyApiFunction"](api_event("GET", "/v1/docs", None), lambda_context("api"))
+    assert page["statusCode"] == 200 and "swagger" in page["body"].lower()
+
+
 def test_registering_a_source_creates_then_updates_it(stack):
     first = stack.api("PUT", "/v1/sources/crm", body=CRM)
     second = stack.api("PUT", "/v1/sources/crm", body={**CRM, "importance": 5})
