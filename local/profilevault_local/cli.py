@@ -68,6 +68,7 @@ def _print_banner(state: dict, state_file: Path, seconds: float) -> None:
         f"  curl -s -H \"Authorization: Bearer $TOKEN\" {state['api_url']}/v1/sources",
         f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{state['api_url']}/v1/ingestions?source=crm'",
         f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{state['api_url']}/v1/profiles?limit=5'",
+        f"  curl -s -H \"Authorization: Bearer $TOKEN\" {state['api_url']}/v1/unification/suggestions",
         f"  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' "
         f"-d '{{\"email\": \"anna.schmidt@example.org\"}}' {state['api_url']}/v1/profiles/search",
         "  # drop a file into the landing bucket (any S3 client works against the AWS endpoint):",
