@@ -3,6 +3,7 @@ import csv
 import io
 import json
 import logging
+import time
 
 import pytest
 
@@ -56,6 +57,16 @@ def test_valid_rows_land_and_each_bad_row_is_rejected_with_row_number_and_reason
     assert [r["row_number"] for r in report["items"]] == [1001, 1002, 1003, 1004, 1005]
     assert all(r["reason"] for r in report["items"])
     assert "nokey0@example.org" in report["items"][0]["raw"]
+
+
+def test_ingestion_records_expire_with_dynamodb_ttl_after_90_days(crm):
+    crm.drop("crm", "customers.csv", crm_csv(3))
+    crm.deliver()
+    [item] = [i for i in crm.dynamodb.scan(TableName=crm.deployed.tables["ControlTable"])["Items"]
+              if i["sk"]["S"].startswith("INGESTION#")]
+    assert abs(int(item["expires_at"]["N"]) - time.time() - 90 * 24 * 3600) < 600
+    ttl = crm.dynamodb.describe_time_to_live(TableName=crm.deployed.tables["ControlTable"])
+    assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
 
 
 def test_a_stored_record_reads_back_normalised(crm):

@@ -91,9 +91,14 @@ def delete_source(ddb, tables: Tables, tenant: str, name: str) -> None:
 _INGESTION_NUMBERS = ("rows_read", "rows_stored", "rows_rejected", "warnings", "attempts")
 
 
+INGESTION_RETENTION_SECONDS = 90 * 24 * 3600  # as long as unification runs are kept
+
+
 def create_ingestion(ddb, tables: Tables, tenant: str, ingestion: dict) -> dict:
-    """Creates the ingestion record, or returns the existing one (re-delivery of the same S3 event)."""
-    item = {"pk": {"S": tenant_pk(tenant)}, "sk": {"S": f"INGESTION#{ingestion['id']}"}}
+    """Creates the ingestion record, or returns the existing one (re-delivery of the same S3 event). DynamoDB TTL
+    removes it after 90 days: by then its snapshot has been applied and its rejection report has expired."""
+    item = {"pk": {"S": tenant_pk(tenant)}, "sk": {"S": f"INGESTION#{ingestion['id']}"},
+            "expires_at": {"N": str(int(time.time()) + INGESTION_RETENTION_SECONDS)}}
     item.update(_to_attrs(ingestion))
     try:
         ddb.put_item(TableName=tables.control, Item=item, ConditionExpression="attribute_not_exists(pk)")
