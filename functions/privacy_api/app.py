@@ -96,9 +96,11 @@ def delete_source(name: str):
 
 
 @app.get("/v1/ingestions")
-def get_ingestions(source: Annotated[str | None, Query(max_length=63)] = None) -> dict:
+def get_ingestions(source: Annotated[str | None, Query(max_length=63)] = None,
+                   limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                   cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
     caller()
-    return {"items": catalog.list_ingestions(deps, source)}
+    return catalog.list_ingestions(deps, source, limit, cursor)
 
 
 @app.get("/v1/ingestions/<ingestion_id>")

@@ -212,3 +212,29 @@ def test_a_newer_upload_under_the_same_key_is_neither_mixed_in_nor_deleted(crm):
     assert record_count(crm, "crm") == 2
     assert crm.api("GET", "/v1/sources/crm/records/R1")[1]["attributes"]["email"] == "second@example.org"
     assert crm.s3.list_objects_v2(Bucket=crm.landing_bucket, Prefix="sources/crm/")["KeyCount"] == 0
+
+
+def test_ingestions_page_newest_first_per_source_and_overall(crm):
+    crm.register("shop", {"mail": "email"})
+    for name in ("a.csv", "b.csv", "c.csv"):
+        crm.drop("crm", name, crm_csv(2, bad_rows=False))
+        crm.deliver()
+    crm.drop("shop", "s.csv", b"id,mail\ns1,s@example.org\n")
+    crm.deliver()
+
+    def pages(query):
+        seen, cursor = [], None
+        while True:
+            paged = {**query, "cursor": cursor} if cursor else query
+            status, body, _ = crm.api("GET", "/v1/ingestions", query=paged)
+            assert status == 200, body
+            seen.append([i["file"].rsplit("/", 1)[1] for i in body["items"]])
+            cursor = body["next_cursor"]
+            if cursor is None:
+                return seen
+
+    assert pages({"source": "crm", "limit": "2"}) == [["c.csv", "b.csv"], ["a.csv"]]
+    assert pages({"limit": "3"}) == [["s.csv", "c.csv", "b.csv"], ["a.csv"]]
+    assert pages({"source": "shop"}) == [["s.csv"]]
+    status, problem, _ = crm.api("GET", "/v1/ingestions", query={"cursor": "bm90LWEtY3Vyc29y"})
+    assert status == 422 and "not-a-cursor" not in problem["detail"]

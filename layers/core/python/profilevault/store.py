@@ -92,12 +92,19 @@ _INGESTION_NUMBERS = ("rows_read", "rows_stored", "rows_rejected", "warnings", "
 
 
 INGESTION_RETENTION_SECONDS = 90 * 24 * 3600  # as long as unification runs are kept
+BY_SOURCE = "BySource"  # the control table's index of ingestions per source, by start time
+
+
+def ingestions_pk(tenant: str, source: str) -> str:
+    return f"TENANT#{tenant}#INGESTIONS#{source}"
 
 
 def create_ingestion(ddb, tables: Tables, tenant: str, ingestion: dict) -> dict:
     """Creates the ingestion record, or returns the existing one (re-delivery of the same S3 event). DynamoDB TTL
     removes it after 90 days: by then its snapshot has been applied and its rejection report has expired."""
     item = {"pk": {"S": tenant_pk(tenant)}, "sk": {"S": f"INGESTION#{ingestion['id']}"},
+            "by_source_pk": {"S": ingestions_pk(tenant, ingestion["source"])},
+            "by_source_sk": {"S": f"{ingestion['started_at']}#{ingestion['id']}"},
             "expires_at": {"N": str(int(time.time()) + INGESTION_RETENTION_SECONDS)}}
     item.update(_to_attrs(ingestion))
     try:
@@ -139,11 +146,41 @@ def get_ingestion(ddb, tables: Tables, tenant: str, ingestion_id: str) -> dict:
     return _from_attrs(item)
 
 
-def list_ingestions(ddb, tables: Tables, tenant: str, source: str | None) -> list[dict]:
-    items = [_from_attrs(i) for i in query_prefix(ddb, tables.control, tenant_pk(tenant), "INGESTION#")]
-    if source:
-        items = [i for i in items if i.get("source") == source]
-    return sorted(items, key=lambda i: i.get("started_at", ""), reverse=True)
+def page_ingestions(ddb, tables: Tables, tenant: str, source: str | None, limit: int,
+                    after: str | None) -> tuple[list[dict], str | None]:
+    """Up to `limit` ingestions, newest first, after the one whose position (`<started_at>#<id>`, what this returns
+    as the next position) is `after`. One source's come from its index partition; all sources' are sorted in memory
+    (a tenant has few sources' worth: ingestion records expire after 90 days)."""
+    if source is None:
+        everything = sorted((_from_attrs(i) for i in query_prefix(ddb, tables.control, tenant_pk(tenant),
+                                                                   "INGESTION#")), key=_position, reverse=True)
+        rest = [i for i in everything if after is None or _position(i) < after]
+        page = rest[:limit]
+        return page, (_position(page[-1]) if len(rest) > limit else None)
+    kwargs = {}
+    if after:
+        kwargs["ExclusiveStartKey"] = {
+            "pk": {"S": tenant_pk(tenant)}, "sk": {"S": "INGESTION#" + after.rsplit("#", 1)[-1]},
+            "by_source_pk": {"S": ingestions_pk(tenant, source)}, "by_source_sk": {"S": after}}
+    page = ddb.query(TableName=tables.control, IndexName=BY_SOURCE, KeyConditionExpression="by_source_pk = :p",
+                     ExpressionAttributeValues={":p": {"S": ingestions_pk(tenant, source)}}, ScanIndexForward=False,
+                     Limit=limit, **kwargs)
+    last = page.get("LastEvaluatedKey")
+    return [_from_attrs(i) for i in page["Items"]], (last["by_source_sk"]["S"] if last else None)
+
+
+def list_ingestions(ddb, tables: Tables, tenant: str, source: str) -> list[dict]:
+    """Every ingestion of a source, newest first."""
+    out, after = [], None
+    while True:
+        page, after = page_ingestions(ddb, tables, tenant, source, 1000, after)
+        out += page
+        if after is None:
+            return out
+
+
+def _position(ingestion: dict) -> str:
+    return f"{ingestion.get('started_at', '')}#{ingestion['id']}"
 
 
 def _to_attrs(values: dict) -> dict:
