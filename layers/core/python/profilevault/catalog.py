@@ -1,11 +1,9 @@
 """Sources, their records and their ingestions, as the API shows them."""
-import base64
 import json
-import re
 
+from profilevault import cursors, store, vault
 from profilevault import ingestion as ingestion_logic
-from profilevault import store, vault
-from profilevault.errors import InvalidInput, NotFound
+from profilevault.errors import NotFound
 from profilevault.sources import SourceSpec, check_source_name
 from profilevault.wiring import Deps
 
@@ -13,7 +11,6 @@ from profilevault.wiring import Deps
 _INGESTION_FIELDS = ("id", "source", "file", "kind", "operation", "status", "reason", "last_error", "rows_read",
                      "rows_stored", "rows_new", "rows_deleted", "rows_rejected", "warnings", "attempts",
                      "started_at", "finished_at")
-_POSITION = re.compile(r"[0-9T:.+\-]{1,40}#ing_[0-9a-f]{1,64}")
 
 
 def register_source(deps: Deps, name: str, spec: SourceSpec) -> tuple[dict, bool]:
@@ -54,24 +51,9 @@ def show_ingestion(ingestion: dict) -> dict:
 
 def list_ingestions(deps: Deps, source: str | None, limit: int, cursor: str | None) -> dict:
     """A page of ingestions, newest first; `next_cursor` continues it."""
-    after = decode_position(cursor) if cursor else None
+    after = cursors.decode(cursor, cursors.INGESTION) if cursor else None
     page, last = store.page_ingestions(deps.dynamodb, deps.tables, deps.tenant, source, limit, after)
-    return {"items": [show_ingestion(i) for i in page], "next_cursor": encode_position(last) if last else None}
-
-
-def encode_position(position: str) -> str:
-    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
-
-
-def decode_position(cursor: str) -> str:
-    """A cursor this API returned: base64url of `<started_at>#<ingestion id>`; anything else is refused."""
-    try:
-        position = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this API returned") from None
-    if not _POSITION.fullmatch(position) or encode_position(position) != cursor:
-        raise InvalidInput("cursor is not one this API returned")
-    return position
+    return {"items": [show_ingestion(i) for i in page], "next_cursor": cursors.encode(last) if last else None}
 
 
 def get_ingestion(deps: Deps, ingestion_id: str) -> dict:

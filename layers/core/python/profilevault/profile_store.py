@@ -11,13 +11,11 @@ Key shapes (pk / sk):
                                                                the vault bucket (unification_state.py)
   KeysTable      TENANT#<t> / UNIFICATION#RULES#K#<kid>        the rule set's wrapped data key (and the state's)
 """
-import base64
 import json
 import time
 from dataclasses import dataclass
 
-from profilevault import store
-from profilevault.errors import InvalidInput
+from profilevault import cursors, store
 
 PROFILES = "profiles"
 RULES = "rules"
@@ -134,27 +132,14 @@ def page_profile_items(ddb, tables: ProfileTables, tenant: str, limit: int,
                        cursor: str | None) -> tuple[list[tuple[dict, dict]], str | None]:
     kwargs = {}
     if cursor:
-        kwargs["ExclusiveStartKey"] = {"pk": {"S": profiles_pk(tenant)}, "sk": {"S": profile_sk(decode_cursor(cursor))}}
+        after = cursors.decode(cursor, cursors.PROFILE)
+        kwargs["ExclusiveStartKey"] = {"pk": {"S": profiles_pk(tenant)}, "sk": {"S": profile_sk(after)}}
     page = ddb.query(TableName=tables.profiles, KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
                      ExpressionAttributeValues={":pk": {"S": profiles_pk(tenant)}, ":p": {"S": "P#"}},
                      Limit=limit, ConsistentRead=True, **kwargs)
     pairs = list(store.with_keys(ddb, tables.keys, page["Items"]))
     last = page.get("LastEvaluatedKey")
-    return pairs, (encode_cursor(last["sk"]["S"][2:]) if last else None)
-
-
-def encode_cursor(profile_id: str) -> str:
-    return base64.urlsafe_b64encode(profile_id.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        profile_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this API returned") from None
-    if not profile_id or encode_cursor(profile_id) != cursor or not profile_id.isascii() or "#" in profile_id:
-        raise InvalidInput("cursor is not one this API returned")
-    return profile_id
+    return pairs, (cursors.encode(last["sk"]["S"][2:]) if last else None)
 
 
 # ------------------------------------------------------------------ suggestions
@@ -178,14 +163,14 @@ def page_suggestions(ddb, tables: ProfileTables, tenant: str, limit: int,
                      cursor: str | None) -> tuple[list[dict], str | None]:
     pk, kwargs = suggestions_pk(tenant), {}
     if cursor:
-        a, _, b = decode_cursor(cursor).partition(":")
+        a, _, b = cursors.decode(cursor, cursors.PROFILE_PAIR).partition(":")
         kwargs["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": f"S#{a}#{b}"}}
     page = ddb.query(TableName=tables.profiles, KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
                      ExpressionAttributeValues={":pk": {"S": pk}, ":s": {"S": "S#"}}, Limit=limit,
                      ConsistentRead=True, **kwargs)
     items = [{"profiles": i["sk"]["S"].split("#")[1:], "reason": i["reason"]["S"]} for i in page["Items"]]
     last = page.get("LastEvaluatedKey")
-    return items, (encode_cursor(":".join(last["sk"]["S"].split("#")[1:])) if last else None)
+    return items, (cursors.encode(":".join(last["sk"]["S"].split("#")[1:])) if last else None)
 
 
 # ------------------------------------------------------------------ rules and runs
