@@ -2,11 +2,12 @@
 
 Key shapes (pk / sk):
   ControlTable   TENANT#<t> / SOURCE#<name>             source registration (column names only, no personal data)
-                 TENANT#<t> / INGESTION#<id>            one ingestion of one landing file
+                 TENANT#<t> / INGESTION#<id>            one ingestion of one landing file; index BySource:
+                                                        TENANT#<t>#INGESTIONS#<s> / <started_at>#<id>
+                 TENANT#<t>#CHANGES / C#<random>        change journal: a source and the tokens of records written or
+                                                        deleted since the last unification run read it
   RecordsTable   TENANT#<t>#SOURCE#<s> / REC#<token>    sealed record payload; <token> is a blind index of the record ID
   KeysTable      same pk / <sk>#K#<kid>                   the record's wrapped data key (crypto-shredding deletes it)
-  ControlTable   TENANT#<t>#CHANGES / C#<random>           change journal: a source and the tokens of records written
-                 or deleted since the last unification run read it (blind tokens only)
   IndexTable     TENANT#<t>#IDX#<attr>#<hmac> / SOURCE#<s>#REC#<token>   blind-index entry, naming the key ID of the
                  record write that put it (a pointer: the record's own index_refs are the truth, see find_index_entries)
 Nothing here holds a plaintext value of a row: record IDs appear only as blind tokens.
