@@ -3,8 +3,8 @@
 Key shapes (pk / sk):
   ProfilesTable  TENANT#<t>#PROFILES / P#<profile id>          sealed profile (attributes, members, links)
                  TENANT#<t>#MEMBERS / M#<source>#<token>       member map: record -> profile id (no plaintext)
-  KeysTable      same pk / <sk>#K#<kid>                         the profile's wrapped data key
                  TENANT#<t>#SUGGESTIONS / S#<id a>#<id b>     a possible match for a steward (profile IDs only)
+  KeysTable      same pk / <sk>#K#<kid>                         the profile's wrapped data key
   ControlTable   TENANT#<t> / UNIFICATION#RULES                sealed rule set (exceptions name record IDs)
                  TENANT#<t> / RUN#<run id>                     unification run status and counts
                  TENANT#<t> / UNIFICATION#STATE                what the last run saw: points at a sealed object in
@@ -190,10 +190,6 @@ def replace_sealed(ddb, tables: ProfileTables, item: dict, key_item: dict) -> di
         store.batch_write(ddb, tables.keys, [], [{"pk": key["pk"],
                                                  "sk": {"S": store.key_sk(key["sk"]["S"], before["kid"]["S"])}}])
     return before
-
-
-def put_rules(ddb, tables: ProfileTables, tenant: str, item: dict, key_item: dict) -> None:
-    replace_sealed(ddb, tables, item, key_item)
 
 
 def get_rules_items(ddb, tables: ProfileTables, tenant: str) -> tuple[dict, dict] | None:

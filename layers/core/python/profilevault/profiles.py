@@ -41,7 +41,7 @@ def put_ruleset(deps: Deps, ruleset: RuleSet) -> dict:
     key = profile_store.rules_key(deps.tenant)
     document = {"ruleset": ruleset.model_dump(mode="json"), "updated_at": deps.now()}
     item, key_item = vault.seal_document(deps.keyring, RULES, key["pk"]["S"], key["sk"]["S"], document)
-    profile_store.put_rules(deps.dynamodb, tables(deps), deps.tenant, item, key_item)
+    profile_store.replace_sealed(deps.dynamodb, tables(deps), item, key_item)
     return ruleset.model_dump(mode="json")
 
 

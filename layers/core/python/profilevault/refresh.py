@@ -49,7 +49,8 @@ def remove_source(deps: Deps, name: str) -> dict:
 def purge_source(deps: Deps, name: str, run_id: str) -> dict:
     if store.get_source(deps.dynamodb, deps.tables, deps.tenant, name) is not None:
         logger.info("source registered again before its purge ran; records kept", extra={"run_id": run_id})
-        return profiles.run_unification(deps, run_id, full=True)  # its records left the state when it was removed
+        # Full: a full run while the source was unregistered left its records out of the saved state.
+        return profiles.run_unification(deps, run_id, full=True)
     tokens = store.all_record_tokens(deps.dynamodb, deps.tables, deps.tenant, name)
     deleted = store.delete_records(deps.dynamodb, deps.tables, deps.tenant, name, tokens)
     erase_rejection_reports(deps, name)
