@@ -339,7 +339,8 @@ def delete_records(ddb, tables: Tables, tenant: str, source: str, tokens: Iterab
     tokens = list(tokens)
     deleted = 0
     for start in range(0, len(tokens), BATCH_GET_MAX):
-        stored = stored_refs(ddb, tables, pk, tokens[start:start + BATCH_GET_MAX])
+        chunk = tokens[start:start + BATCH_GET_MAX]
+        stored = stored_refs(ddb, tables, pk, chunk)
         batch_write(ddb, tables.keys, [], [
             {"pk": k["pk"], "sk": k["sk"]} for t in stored
             for k in query_prefix(ddb, tables.keys, pk, f"{record_sk(t)}#K#", projection="pk, sk")])
@@ -347,7 +348,9 @@ def delete_records(ddb, tables: Tables, tenant: str, source: str, tokens: Iterab
         batch_write(ddb, tables.index, [], [
             {"pk": {"S": f"TENANT#{tenant}#IDX#{ref}"}, "sk": {"S": index_sk(source, t)}}
             for t, ref_set in stored.items() for ref in ref_set.index_refs])
-        journal_changes(ddb, tables, tenant, source, list(stored))
+        # Every requested token, found or not: a retry after a crash right here finds nothing left to delete, and
+        # the run must still hear of the deletion.
+        journal_changes(ddb, tables, tenant, source, chunk)
         deleted += len(stored)
     return deleted
 
@@ -426,9 +429,10 @@ def find_index_entries(ddb, tables: Tables, tenant: str, attribute_ref: str) -> 
 
 
 def _delete_unless_rewritten(ddb, table: str, entry: dict) -> None:
+    unchanged = ({"ConditionExpression": "kid = :kid", "ExpressionAttributeValues": {":kid": entry["kid"]}}
+                 if "kid" in entry else {"ConditionExpression": "attribute_not_exists(kid)"})  # written before kids
     try:
-        ddb.delete_item(TableName=table, Key={"pk": entry["pk"], "sk": entry["sk"]}, ConditionExpression="kid = :kid",
-                        ExpressionAttributeValues={":kid": entry["kid"]})
+        ddb.delete_item(TableName=table, Key={"pk": entry["pk"], "sk": entry["sk"]}, **unchanged)
     except ddb.exceptions.ConditionalCheckFailedException:
         pass  # put again by a writer since it was read: that writer's record holds the value
 
