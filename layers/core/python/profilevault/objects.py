@@ -59,6 +59,11 @@ def get_blob(s3, bucket: str, key: str) -> bytes | None:
         raise
 
 
+def list_keys(s3, bucket: str, prefix: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
 def delete_objects(s3, bucket: str, keys: list[str]) -> None:
     for start in range(0, len(keys), 1000):
         chunk = keys[start:start + 1000]

@@ -9,7 +9,8 @@ Key shapes (pk / sk):
                  TENANT#<t> / RUN#<run id>                     unification run status and counts
                  TENANT#<t> / UNIFICATION#STATE                what the last run saw: points at a sealed object in
                                                                the vault bucket (unification_state.py)
-  KeysTable      TENANT#<t> / UNIFICATION#RULES#K#<kid>        the rule set's wrapped data key (and the state's)
+  KeysTable      TENANT#<t> / UNIFICATION#RULES#K#<kid>        the rule set's wrapped data key
+                 TENANT#<t> / UNIFICATION#STATE#K#<kid>        the state's
 """
 import json
 import time
@@ -193,7 +194,14 @@ def replace_sealed(ddb, tables: ProfileTables, item: dict, key_item: dict) -> di
 
 
 def get_rules_items(ddb, tables: ProfileTables, tenant: str) -> tuple[dict, dict] | None:
-    return _with_key(ddb, tables, tables.control, rules_key(tenant))
+    """None only when no rule set is stored: a rule set replaced between reading it and reading its key (whose old
+    key is then gone) is read again."""
+    for _ in range(3):
+        items = _with_key(ddb, tables, tables.control, rules_key(tenant))
+        if items is not None or "Item" not in ddb.get_item(TableName=tables.control, Key=rules_key(tenant),
+                                                          ConsistentRead=True, ProjectionExpression="pk"):
+            return items
+    raise RuntimeError("the rule set kept changing while it was read")
 
 
 def state_key(tenant: str) -> dict:
@@ -202,6 +210,23 @@ def state_key(tenant: str) -> dict:
 
 def get_state_items(ddb, tables: ProfileTables, tenant: str) -> tuple[dict, dict] | None:
     return _with_key(ddb, tables, tables.control, state_key(tenant))
+
+
+def mark_state_dirty(ddb, tables: ProfileTables, tenant: str) -> None:
+    try:
+        ddb.update_item(TableName=tables.control, Key=state_key(tenant), UpdateExpression="SET dirty = :yes",
+                        ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues={":yes": {"BOOL": True}})
+    except ddb.exceptions.ConditionalCheckFailedException:
+        pass  # no state yet: the next run is full anyway
+
+
+def delete_other_keys(ddb, tables: ProfileTables, key_item: dict) -> None:
+    """Deletes every key of the same sealed item but `key_item` (left by interrupted replacements)."""
+    prefix = key_item["sk"]["S"].rsplit("#K#", 1)[0] + "#K#"
+    store.batch_write(ddb, tables.keys, [], [
+        {"pk": k["pk"], "sk": k["sk"]} for k in store.query_prefix(ddb, tables.keys, key_item["pk"]["S"], prefix,
+                                                                   projection="pk, sk")
+        if k["sk"] != key_item["sk"]])
 
 
 RUN_RETENTION_SECONDS = 90 * 24 * 3600

@@ -2,9 +2,9 @@
 
 A run clusters every record of the tenant with the tenant's rule set (profilevault.unification) and writes back only
 what changed: profiles whose sealed content differs, profiles that disappeared, member-map entries that moved. Runs
-after an ingestion, a refresh or a source purge are incremental: they start from the sealed state of the last run
-and re-read only the records the change journal names (see unification_state). A run on request
-(POST /v1/unification/runs) is full: it reads every record again and rebuilds that state."""
+after an ingestion or a source purge are incremental: they start from the sealed state of the last run and re-read
+only the records the change journal names (see unification_state). A run on request (POST /v1/unification/runs)
+and every refresh (hourly, or POST /v1/refreshes) is full: it reads every record again and rebuilds that state."""
 import hmac
 import json
 import time
@@ -82,17 +82,18 @@ def mark_run_failed(deps: Deps, run_id: str, reason: str) -> None:
     profile_store.put_run(deps.dynamodb, tables(deps), deps.tenant, run)
 
 
-def read_all(deps: Deps, ruleset: str) -> unification_state.State:
-    """The state rebuilt from DynamoDB: every record of the registered sources, opened, the member map and the
+def read_all(deps: Deps, ruleset: str, sources: list[dict]) -> unification_state.State:
+    """The state rebuilt from DynamoDB: every record of the registered `sources`, opened, the member map and the
     stored profiles."""
     records = {}
-    for source in store.list_sources(deps.dynamodb, deps.tables, deps.tenant):
+    for source in sources:
         for record_item, key_item in store.iter_record_items(deps.dynamodb, deps.tables, deps.tenant, source["name"]):
             token = record_item["sk"]["S"][len("REC#"):]
             records[(source["name"], token)] = unification_state.opened(
                 vault.open_record(deps.keyring, record_item, key_item))
     t = tables(deps)
-    return unification_state.State(ruleset, records, profile_store.read_member_map(deps.dynamodb, t, deps.tenant),
+    return unification_state.State(ruleset, unification_state.registered(sources), records,
+                                   profile_store.read_member_map(deps.dynamodb, t, deps.tenant),
                                    profile_store.stored_profiles(deps.dynamodb, t, deps.tenant))
 
 
@@ -114,19 +115,23 @@ def run_unification(deps: Deps, run_id: str, full: bool = False) -> dict:
     ruleset = get_ruleset(deps)
     digest = unification_state.ruleset_digest(deps, ruleset)
     changes = store.read_changes(deps.dynamodb, deps.tables, deps.tenant)  # before reading: later ones stay
-    state = None if full or run.get("mode") == "full" else unification_state.load(deps, t, digest)
+    sources = store.list_sources(deps.dynamodb, deps.tables, deps.tenant)
+    state = None if full or run.get("mode") == "full" else unification_state.load(
+        deps, t, digest, unification_state.registered(sources))
     if state is None:
-        state, mode = read_all(deps, digest), "full"
+        state, mode = read_all(deps, digest, sources), "full"
         records_read = len(state.records)
     else:
         mode, records_read = "incremental", unification_state.apply_changes(deps, state, changes)
-    records, tokens = _unify_input(deps, state)
+    records, tokens = _unify_input(state, sources)
     previous = {ref: state.members[(ref.source, token)] for ref, token in tokens.items()
                 if (ref.source, token) in state.members}
     result = unify(records, ruleset, previous)
+    unification_state.mark_dirty(deps, t)
     written, deleted = _store_result(deps, result, tokens, state)
     possible = suggest(result.profiles, {MemberRef(r.source, r.record_id): r.attributes for r in records}, ruleset)
     profile_store.replace_suggestions(deps.dynamodb, t, deps.tenant, {s.profiles: s.reason for s in possible})
+    state.sources = unification_state.registered(sources)
     unification_state.save(deps, t, state)
     store.forget_changes(deps.dynamodb, deps.tables, changes)
     run.update(status="completed", finished_at=deps.now(), duration_ms=int((time.monotonic() - started) * 1000),
@@ -140,10 +145,11 @@ def run_unification(deps: Deps, run_id: str, full: bool = False) -> dict:
     return run
 
 
-def _unify_input(deps: Deps, state: unification_state.State) -> tuple[list[UnifyRecord], dict[MemberRef, str]]:
-    """The state's records of the registered sources, with each source's current importance, and their tokens.
+def _unify_input(state: unification_state.State,
+                 sources: list[dict]) -> tuple[list[UnifyRecord], dict[MemberRef, str]]:
+    """The state's records of the registered `sources`, with each source's current importance, and their tokens.
     A removed source's records wait for their purge outside every profile."""
-    importance = {s["name"]: s["importance"] for s in store.list_sources(deps.dynamodb, deps.tables, deps.tenant)}
+    importance = {s["name"]: s["importance"] for s in sources}
     records, tokens = [], {}
     for (source, token), (record_id, ingested_at, attributes) in state.records.items():
         if source in importance:

@@ -30,8 +30,10 @@ def apply_snapshots(deps: Deps) -> int:
 
 
 def run_refresh(deps: Deps, run_id: str) -> dict:
+    """Applies the snapshots, then a full unification run: the hourly reconciliation of whatever incremental runs
+    may have missed."""
     deleted = apply_snapshots(deps)
-    run = profiles.run_unification(deps, run_id)
+    run = profiles.run_unification(deps, run_id, full=True)
     run["counts"]["records_deleted"] = deleted
     profile_store.put_run(deps.dynamodb, profiles.tables(deps), deps.tenant, run)
     return run

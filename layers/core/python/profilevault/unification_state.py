@@ -8,8 +8,10 @@ memory (100k records in seconds) and writes only the profiles that changed.
 
 The state is a derived copy of personal data and is treated like a record: AES-GCM under its own data key (in the
 keys table, wrapped by the tenant key), a new key on every save and the old one deleted, so an older copy of the
-object is unreadable. It is dropped and rebuilt from DynamoDB by a full run: on request, when the rule set changed,
-and whenever it is missing or unreadable."""
+object is unreadable. It is dropped and rebuilt from DynamoDB by a full run: on request, on every refresh, when the
+rule set changed, when a source was registered (again) since, when the last run stopped between writing profiles and
+saving the state (the state is marked dirty first), and whenever it is missing or unreadable. Whatever else writes
+profiles or the member map (erasure, rectification) must mark it dirty too."""
 import json
 from dataclasses import dataclass
 
@@ -29,6 +31,7 @@ Ref = tuple[str, str]  # (source, record token)
 @dataclass
 class State:
     ruleset: str  # keyed digest of the rule set the profiles were made with
+    sources: dict[str, str]  # the registered sources it covers -> their registration time
     records: dict[Ref, tuple[str, str, dict[str, str]]]  # -> (record id, ingested at, attributes)
     members: dict[Ref, str]  # -> profile id
     profiles: dict[str, StoredProfile]
@@ -59,10 +62,15 @@ def apply_changes(deps: Deps, state: State, changes: list[store.Change]) -> int:
     return read
 
 
-def load(deps: Deps, t: ProfileTables, ruleset: str) -> State | None:
-    """The saved state, or None when a full run must rebuild it (none yet, another rule set, unreadable)."""
+def registered(sources: list[dict]) -> dict[str, str]:
+    return {s["name"]: s["created_at"] for s in sources}
+
+
+def load(deps: Deps, t: ProfileTables, ruleset: str, sources: dict[str, str]) -> State | None:
+    """The saved state, or None when a full run must rebuild it: none yet, dirty, made with another rule set, not
+    covering a registered source (`sources`, from `registered`), or unreadable."""
     items = profile_store.get_state_items(deps.dynamodb, t, deps.tenant)
-    if items is None:
+    if items is None or "dirty" in items[0]:
         return None
     pointer, key_item = items
     payload = objects.get_blob(deps.s3, deps.vault_bucket, pointer["object"]["S"])
@@ -73,18 +81,25 @@ def load(deps: Deps, t: ProfileTables, ruleset: str) -> State | None:
     except DecryptionFailed:
         logger.warning("unification state unreadable; a full run rebuilds it")
         return None
-    if document["format"] != FORMAT or document["ruleset"] != ruleset:
+    if document["format"] != FORMAT or document["ruleset"] != ruleset \
+            or not sources.items() <= document["sources"].items():
         return None
-    return State(ruleset=document["ruleset"],
+    return State(ruleset=document["ruleset"], sources=document["sources"],
                  records={(s, t): (rid, at, attrs) for s, t, rid, at, attrs in document["records"]},
                  members={(s, t): pid for s, t, pid in document["members"]},
                  profiles={pid: StoredProfile(digest, kid, tuple(history))
                            for pid, digest, kid, history in document["profiles"]})
 
 
+def mark_dirty(deps: Deps, t: ProfileTables) -> None:
+    """Before a run writes profiles: until `save` replaces the pointer, the next run must be full."""
+    profile_store.mark_state_dirty(deps.dynamodb, t, deps.tenant)
+
+
 def save(deps: Deps, t: ProfileTables, state: State) -> None:
-    """Object first, then the pointer that names it (its key before it), then the old key and the old object."""
-    document = {"format": FORMAT, "ruleset": state.ruleset,
+    """Object first, then the pointer that names it (its key before it); then every other state key and object is
+    deleted, including what an interrupted save left behind."""
+    document = {"format": FORMAT, "ruleset": state.ruleset, "sources": state.sources,
                 "records": [[s, t, *value] for (s, t), value in state.records.items()],
                 "members": [[s, t, pid] for (s, t), pid in state.members.items()],
                 "profiles": [[pid, p.digest, p.kid, list(p.previous_ids)] for pid, p in state.profiles.items()]}
@@ -93,6 +108,8 @@ def save(deps: Deps, t: ProfileTables, state: State) -> None:
     name = f"unification/{deps.tenant}/state-{item['kid']['S']}"
     objects.put_blob(deps.s3, deps.vault_bucket, name, item.pop("payload")["B"])
     item["object"] = {"S": name}
-    before = profile_store.replace_sealed(deps.dynamodb, t, item, key_item)
-    if before:
-        objects.delete_objects(deps.s3, deps.vault_bucket, [before["object"]["S"]])
+    profile_store.replace_sealed(deps.dynamodb, t, item, key_item)
+    profile_store.delete_other_keys(deps.dynamodb, t, key_item)
+    prefix = f"unification/{deps.tenant}/"
+    objects.delete_objects(deps.s3, deps.vault_bucket,
+                           [k for k in objects.list_keys(deps.s3, deps.vault_bucket, prefix) if k != name])
