@@ -5,6 +5,7 @@ import json
 import pytest
 from conftest import lambda_context, sample_event
 
+from profilevault import store, unification_state
 from profilevault.store import _delete_unless_rewritten
 
 CRM = "id,mail,given,family,born,tel\n" + "".join([
@@ -212,6 +213,7 @@ def test_the_hourly_schedule_refreshes_profiles(stack):
     # Then the snapshot is applied and the profiles follow it
     run = stack.api("GET", f"/v1/refreshes/{queued['id']}")[1]
     assert run["status"] == "completed" and run["counts"]["records_deleted"] == 2
+    assert run["mode"] == "full"  # the hourly reconciliation reads everything again
     assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")})}
 
 
@@ -267,7 +269,7 @@ def test_search_ignores_and_removes_an_index_entry_its_record_no_longer_has(unif
     before = unified.dynamodb.scan(TableName=index)["Items"]
     unified.ingest("crm", "customers-2.csv", CRM.replace("lea.vogt@", "lea.neu@").encode())
     for item in before:
-        unified.dynamodb.put_item(TableName=index, Item=item)
+        unified.dynamodb.put_item(TableName=index, Item={k: v for k, v in item.items() if k != "kid"})
     stale = len(unified.dynamodb.scan(TableName=index)["Items"])
 
     assert unified.api("POST", "/v1/profiles/search", body={"email": "lea.vogt@example.org"})[1]["items"] == []
@@ -357,6 +359,52 @@ def test_each_save_of_the_state_replaces_the_object_and_its_key(unified):
     assert len([k for k in keys if k["sk"]["S"].startswith("UNIFICATION#STATE#K#")]) == 1
 
 
+def test_a_save_sweeps_what_an_interrupted_save_left(unified):
+    vault, keys = unified.deployed.buckets["VaultBucket"], unified.deployed.tables["KeysTable"]
+    [state] = unified.s3.list_objects_v2(Bucket=vault, Prefix="unification/")["Contents"]
+    leftover = state["Key"].rsplit("/", 1)[0] + "/state-leftover"
+    unified.s3.put_object(Bucket=vault, Key=leftover, Body=b"sealed bytes of an older state")
+    [key] = [k for k in unified.dynamodb.scan(TableName=keys)["Items"]
+             if k["sk"]["S"].startswith("UNIFICATION#STATE#K#")]
+    unified.dynamodb.put_item(TableName=keys, Item={**key, "sk": {"S": "UNIFICATION#STATE#K#leftover"}})
+    unified.ingest("shop", "2026/11/29/10/upserts/lea.jsonl", LEA_IN_SHOP, kind="incremental")
+    assert len(unified.s3.list_objects_v2(Bucket=vault, Prefix="unification/")["Contents"]) == 1
+    assert len([k for k in unified.dynamodb.scan(TableName=keys)["Items"]
+                if k["sk"]["S"].startswith("UNIFICATION#STATE#K#")]) == 1
+
+
+def test_a_run_stopped_before_saving_its_state_makes_the_next_one_full(unified, monkeypatch):
+    def stop(*_args):
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(unification_state, "save", stop)
+    unified.drop("shop", "2026/11/29/10/upserts/lea.jsonl", LEA_IN_SHOP, kind="incremental")
+    unified.deliver()
+    assert unified.deliver(queue="JobsQueue", function="RefreshFunction")["batchItemFailures"]  # profiles written
+    monkeypatch.undo()
+    unified.ingest("shop", "2026/11/29/11/upserts/tom.jsonl",
+                   b'{"order": "s6", "email": "tom@example.net", "first": "Tom", "last": "Klein"}\n',
+                   kind="incremental")
+    assert last_run(unified)["mode"] == "full"
+    members = [(m["source"], m["record_id"]) for p in profiles(unified) for m in p["members"]]
+    assert len(members) == len(set(members)) == 8  # every record in exactly one profile
+    assert full_run(unified)["counts"]["profiles_written"] == 0
+
+
+def test_a_deletion_is_heard_even_when_the_first_try_stopped_before_its_journal_entry(unified, monkeypatch):
+    tables = store.Tables(**{name: unified.deployed.tables[f"{name.title()}Table"]
+                             for name in ("control", "records", "keys", "index")})
+    tenant = unified.env["PV_TENANT_ID"]
+    shop = [i["sk"]["S"][len("REC#"):] for i in unified.dynamodb.scan(TableName=tables.records)["Items"]
+            if i["pk"]["S"].endswith("#SOURCE#shop")]
+    monkeypatch.setattr(store, "journal_changes", lambda *_args: None)
+    assert store.delete_records(unified.dynamodb, tables, tenant, "shop", shop) == 3  # then the worker stopped
+    monkeypatch.undo()
+    assert store.delete_records(unified.dynamodb, tables, tenant, "shop", shop) == 0  # the retry finds nothing
+    [change] = store.read_changes(unified.dynamodb, tables, tenant)
+    assert set(change.tokens) == set(shop)  # and still names what was deleted
+
+
 def test_a_name_only_match_is_suggested_and_a_confirmed_one_joins(unified):
     unified.ingest("shop", "2026/11/29/10/upserts/lea.jsonl",
                    b'{"order": "s5", "email": "lea@private.example", "first": "Lea", "last": "Vogt"}\n',
@@ -378,3 +426,13 @@ def test_a_name_only_match_is_suggested_and_a_confirmed_one_joins(unified):
     full_run(unified)
     assert frozenset({("crm", "c3"), ("shop", "s5")}) in by_members(profiles(unified))
     assert unified.api("GET", "/v1/unification/suggestions")[1] == {"items": [], "next_cursor": None}
+
+
+def test_a_source_registered_again_after_a_full_run_left_it_out_comes_back(unified):
+    unified.api("DELETE", "/v1/sources/shop")
+    unified.sqs.purge_queue(QueueUrl=unified.deployed.queues["JobsQueue"])  # its purge never ran
+    assert full_run(unified)["counts"]["records"] == 3  # the state now holds crm only
+    load(unified)  # shop registered again and its file ingested again
+    run = last_run(unified)
+    assert run["mode"] == "full" and run["counts"]["records"] == 6
+    assert frozenset({("crm", "c1"), ("shop", "s1")}) in by_members(profiles(unified))
