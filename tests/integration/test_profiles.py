@@ -367,7 +367,7 @@ def test_a_save_sweeps_what_an_interrupted_save_left(unified):
     [key] = [k for k in unified.dynamodb.scan(TableName=keys)["Items"]
              if k["sk"]["S"].startswith("UNIFICATION#STATE#K#")]
     unified.dynamodb.put_item(TableName=keys, Item={**key, "sk": {"S": "UNIFICATION#STATE#K#leftover"}})
-    unified.ingest("shop", "2026/11/29/10/upserts/lea.jsonl", LEA_IN_SHOP, kind="incremental")
+    full_run(unified)  # full runs sweep (the hourly refresh is one)
     assert len(unified.s3.list_objects_v2(Bucket=vault, Prefix="unification/")["Contents"]) == 1
     assert len([k for k in unified.dynamodb.scan(TableName=keys)["Items"]
                 if k["sk"]["S"].startswith("UNIFICATION#STATE#K#")]) == 1

@@ -132,7 +132,7 @@ def run_unification(deps: Deps, run_id: str, full: bool = False) -> dict:
     possible = suggest(result.profiles, {MemberRef(r.source, r.record_id): r.attributes for r in records}, ruleset)
     profile_store.replace_suggestions(deps.dynamodb, t, deps.tenant, {s.profiles: s.reason for s in possible})
     state.sources = unification_state.registered(sources)
-    unification_state.save(deps, t, state)
+    unification_state.save(deps, t, state, sweep=mode == "full")
     store.forget_changes(deps.dynamodb, deps.tables, changes)
     run.update(status="completed", finished_at=deps.now(), duration_ms=int((time.monotonic() - started) * 1000),
                mode=mode,

@@ -96,9 +96,9 @@ def mark_dirty(deps: Deps, t: ProfileTables) -> None:
     profile_store.mark_state_dirty(deps.dynamodb, t, deps.tenant)
 
 
-def save(deps: Deps, t: ProfileTables, state: State) -> None:
-    """Object first, then the pointer that names it (its key before it); then every other state key and object is
-    deleted, including what an interrupted save left behind."""
+def save(deps: Deps, t: ProfileTables, state: State, sweep: bool) -> None:
+    """Object first, then the pointer that names it (its key before it), then the replaced key and object. With
+    `sweep` (full runs, so at least hourly) every other state key and object goes too: what an interrupted save left."""
     document = {"format": FORMAT, "ruleset": state.ruleset, "sources": state.sources,
                 "records": [[s, t, *value] for (s, t), value in state.records.items()],
                 "members": [[s, t, pid] for (s, t), pid in state.members.items()],
@@ -108,7 +108,11 @@ def save(deps: Deps, t: ProfileTables, state: State) -> None:
     name = f"unification/{deps.tenant}/state-{item['kid']['S']}"
     objects.put_blob(deps.s3, deps.vault_bucket, name, item.pop("payload")["B"])
     item["object"] = {"S": name}
-    profile_store.replace_sealed(deps.dynamodb, t, item, key_item)
+    before = profile_store.replace_sealed(deps.dynamodb, t, item, key_item)
+    if not sweep:
+        if before:
+            objects.delete_objects(deps.s3, deps.vault_bucket, [before["object"]["S"]])
+        return
     profile_store.delete_other_keys(deps.dynamodb, t, key_item)
     prefix = f"unification/{deps.tenant}/"
     objects.delete_objects(deps.s3, deps.vault_bucket,
