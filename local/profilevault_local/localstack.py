@@ -110,8 +110,11 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stop.set()
+        # One deadline for all threads, not 5 s each: a poller in the middle of a handler (a long unification run)
+        # is a daemon and ends with the process; the in-memory AWS it was writing to ends with it anyway.
+        deadline = time.monotonic() + 5
         for thread in self._threads:
-            thread.join(5)
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
         if self._adapter:
             self._adapter.close()

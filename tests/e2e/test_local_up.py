@@ -191,7 +191,7 @@ def test_dropped_file_reaches_the_ingest_function_through_sqs(local):
     local.s3.put_object(Bucket=local.state["landing_bucket"], Key="sources/e2e_drop/full/people.csv",
                         Body=b"id,mail\n1,one@example.org\n2,two@example.org\n")
     # Then the S3 notification travels through SQS to the ingest function, which records the ingestion
-    deadline, items = time.monotonic() + 20, []
+    deadline, items = time.monotonic() + 60, []
     while time.monotonic() < deadline:
         items = http("GET", f"{local.api}/v1/ingestions?source=e2e_drop", admin)[1].get("items", [])
         if items and items[0].get("status") in ("completed", "failed"):
