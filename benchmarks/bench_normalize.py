@@ -12,9 +12,9 @@ import json
 import random
 import time
 
-from profilevault.mapping import MappedRecord, map_row
-from profilevault.readers import RowRejection, iter_rows
-from profilevault.sources import SourceSpec
+from profilevault.domain.sources import SourceSpec
+from profilevault.ingestion.mapping import MappedRecord, map_row
+from profilevault.ingestion.readers import RowRejection, iter_rows
 
 FIELDS = {"mail": "email", "given": "first_name", "family": "last_name", "tel": "phone"}
 FIRST = ["Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hans", "Jürgen", "Zoë"]

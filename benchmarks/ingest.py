@@ -75,11 +75,11 @@ def cpu_pipeline(rows: int, repeat: int = 1) -> dict:
     import boto3
     from moto import mock_aws
 
-    from profilevault import vault
-    from profilevault.keyring import TenantKeyring
-    from profilevault.mapping import map_row
-    from profilevault.readers import RowRejection, iter_rows
-    from profilevault.sources import SourceSpec
+    from profilevault.domain.sources import SourceSpec
+    from profilevault.ingestion.mapping import map_row
+    from profilevault.ingestion.readers import RowRejection, iter_rows
+    from profilevault.keys import vault
+    from profilevault.keys.keyring import TenantKeyring
 
     _aws_env()
     with mock_aws():  # only to set the keyring up: its keys are then cached, and the loop makes no AWS call
@@ -121,8 +121,8 @@ def aws_calls(rows: int) -> dict:
 
     from profilevault.aws import make_clients
     from profilevault.config import get_settings
-    from profilevault.ingestion import LandingObject, ingest_landing_object
-    from profilevault.sources import SourceSpec
+    from profilevault.domain.sources import SourceSpec
+    from profilevault.ingestion.flow import LandingObject, ingest_landing_object
     from profilevault.wiring import build_deps
     from profilevault_local.stack import deploy
 
@@ -138,7 +138,7 @@ def aws_calls(rows: int) -> dict:
         for client in (clients.s3, clients.dynamodb, clients.sqs, clients.kms):
             client.meta.events.register("before-call", lambda model, **_: calls.update(
                 [f"{model.service_model.service_name}:{model.name}"]))
-        from profilevault import store
+        from profilevault.storage import store
         store.put_source(deps.dynamodb, deps.tables, deps.tenant, "crm",
                          SourceSpec(format="csv", primary_key="id", fields=FIELDS).model_dump(), "now")
         body = io.BufferedReader(GeneratedCsv(rows)).read()

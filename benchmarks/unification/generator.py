@@ -54,7 +54,7 @@ that survives that normalisation:
 
 Changes after the first version, each for realism (measured effect on 10k, seed 1, in brackets):
 
-- Phones go through ingestion's own `profilevault.normalize.normalize_phone` (default region DE). Before, 3% of
+- Phones go through ingestion's own `profilevault.domain.normalize.normalize_phone` (default region DE). Before, 3% of
   phones were stored as "0151 2345678", which ingestion cannot store: it parses national numbers to E.164 or drops
   the value. And about 25% of the generated numbers were invalid under libphonenumber's metadata (e.g. +49152 with
   seven digits), which ingestion would have dropped; numbers are now drawn until valid, and a typo that makes a
@@ -113,7 +113,7 @@ from datetime import date
 
 from unidecode import unidecode
 
-from profilevault.normalize import normalize_phone
+from profilevault.domain.normalize import normalize_phone
 from profilevault.unification import UnifyRecord
 from profilevault.unification.normalizers import name as normal_name
 

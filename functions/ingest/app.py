@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 
 from profilevault.aws import make_clients
 from profilevault.config import get_settings
-from profilevault.ingestion import LandingObject, ingest_landing_object
+from profilevault.ingestion.flow import LandingObject, ingest_landing_object
 from profilevault.observability import logger, metrics, tracer
 from profilevault.wiring import build_deps
 

@@ -1,6 +1,6 @@
 """HTTP API: sources, records, ingestions, tenant key, unification rules and runs, profiles.
 Routes parse, check the caller's role, call one logic function and shape the response; every error becomes a
-problem body in profilevault.problems."""
+problem body in profilevault.api.problems."""
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -10,11 +10,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field
 
-from profilevault import catalog, problems, profiles, refresh
-from profilevault.access import ADMINS, EVERYONE, KEY_READERS, RULE_READERS, Role, require, role_from_claims
+from profilevault import refresh
+from profilevault.api import problems
+from profilevault.api.access import ADMINS, EVERYONE, KEY_READERS, RULE_READERS, Role, require, role_from_claims
+from profilevault.domain.sources import SourceSpec
 from profilevault.errors import InvalidInput, ProfileVaultError
+from profilevault.ingestion import catalog
 from profilevault.observability import logger, metrics, tracer
-from profilevault.sources import SourceSpec
+from profilevault.profiles import rulesets, runs, views
 from profilevault.unification.rules import RuleSet
 from profilevault.wiring import build_deps
 
@@ -130,32 +133,32 @@ def put_tenant_key(change: Annotated[TenantKeyChange, Body()]) -> dict:
 @app.put("/v1/unification/rules")
 def put_rules(ruleset: Annotated[RuleSet, Body()]) -> dict:
     caller(*ADMINS)
-    return profiles.put_ruleset(deps, ruleset)
+    return rulesets.put_ruleset(deps, ruleset)
 
 
 @app.get("/v1/unification/rules")
 def get_rules() -> dict:
     caller(*RULE_READERS)
-    return profiles.get_ruleset(deps).model_dump(mode="json")
+    return rulesets.get_ruleset(deps).model_dump(mode="json")
 
 
 @app.post("/v1/unification/runs")
 def post_run():
     caller(*ADMINS)
-    return accepted(profiles.queue_run(deps, trigger="api"))
+    return accepted(runs.queue_run(deps, trigger="api"))
 
 
 @app.get("/v1/unification/runs/<run_id>")
 def get_run(run_id: str) -> dict:
     caller()
-    return profiles.get_run(deps, run_id)
+    return runs.get_run(deps, run_id)
 
 
 @app.get("/v1/unification/suggestions")
 def get_suggestions(limit: Annotated[int, Query(ge=1, le=500)] = 100,
                     cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
     caller(*RULE_READERS)
-    return profiles.list_suggestions(deps, limit, cursor)
+    return views.list_suggestions(deps, limit, cursor)
 
 
 @app.post("/v1/refreshes")
@@ -167,28 +170,28 @@ def post_refresh():
 @app.get("/v1/refreshes/<refresh_id>")
 def get_refresh(refresh_id: str) -> dict:
     caller()
-    return profiles.get_run(deps, refresh_id)
+    return runs.get_run(deps, refresh_id)
 
 
 @app.get("/v1/profiles")
 def get_profiles(limit: Annotated[int, Query(ge=1, le=500)] = 100,
                  cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
-    return profiles.list_profiles(deps, caller(), limit, cursor)
+    return views.list_profiles(deps, caller(), limit, cursor)
 
 
 @app.post("/v1/profiles/search")
 def search_profiles(search: Annotated[ProfileSearch, Body()]) -> dict:
-    return profiles.search_profiles(deps, caller(), search.query())
+    return views.search_profiles(deps, caller(), search.query())
 
 
 @app.get("/v1/profiles/<profile_id>")
 def get_profile(profile_id: str) -> dict:
-    return profiles.get_profile(deps, caller(), profile_id)
+    return views.get_profile(deps, caller(), profile_id)
 
 
 @app.get("/v1/profiles/<profile_id>/explain")
 def explain_profile(profile_id: str) -> dict:
-    return profiles.explain_profile(deps, caller(), profile_id)
+    return views.explain_profile(deps, caller(), profile_id)
 
 
 @app.exception_handler(ProfileVaultError)

@@ -4,8 +4,9 @@ import json
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from profilevault import profiles, refresh
+from profilevault import refresh
 from profilevault.observability import logger, metrics, tracer
+from profilevault.profiles import runs
 from profilevault.wiring import build_deps
 
 deps = build_deps()
@@ -21,13 +22,13 @@ def run_job(record: SQSRecord) -> None:
         dispatch(job)
     except Exception as error:
         if int(record.attributes.approximate_receive_count) >= MAX_RECEIVES:
-            profiles.mark_run_failed(deps, job["run_id"], f"{type(error).__name__} after {MAX_RECEIVES} tries")
+            runs.mark_run_failed(deps, job["run_id"], f"{type(error).__name__} after {MAX_RECEIVES} tries")
         raise
 
 
 def dispatch(job: dict) -> None:
     if job["type"] == "unify":
-        profiles.run_unification(deps, job["run_id"])
+        runs.run_unification(deps, job["run_id"])
     elif job["type"] == "purge_source":
         refresh.purge_source(deps, job["source"], job["run_id"])
     elif job["type"] == "refresh":

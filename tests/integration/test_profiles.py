@@ -5,8 +5,9 @@ import json
 import pytest
 from conftest import lambda_context, sample_event
 
-from profilevault import store, unification_state
-from profilevault.store import _delete_unless_rewritten
+from profilevault.profiles import state as unification_state
+from profilevault.storage import store
+from profilevault.storage.store import _delete_unless_rewritten
 
 CRM = "id,mail,given,family,born,tel\n" + "".join([
     "c1,anna.berg@example.org,Anna,Berg,1985-03-02,+4930111111\n",

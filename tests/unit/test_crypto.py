@@ -1,11 +1,11 @@
-"""profilevault.crypto: sealing bound to an item's attribute, and blind indexes."""
+"""profilevault.keys.crypto: sealing bound to an item's attribute, and blind indexes."""
 
 import base64
 
 import pytest
 
-from profilevault import crypto
 from profilevault.errors import DecryptionFailed
+from profilevault.keys import crypto
 
 PLAINTEXT = b"ada.lovelace@example.com"
 

@@ -1,7 +1,7 @@
 """Paging cursors: only positions the API returned come back in."""
 import pytest
 
-from profilevault import cursors
+from profilevault.api import cursors
 from profilevault.errors import InvalidInput
 
 

@@ -1,4 +1,4 @@
-"""profilevault.keyring.TenantKeyring over moto KMS + DynamoDB, and the KMS key-state patch for moto."""
+"""profilevault.keys.keyring.TenantKeyring over moto KMS + DynamoDB, and the KMS key-state patch for moto."""
 
 import boto3
 import pytest
@@ -7,9 +7,9 @@ from moto import mock_aws
 from moto.kms.models import KmsBackend
 from moto.server import ThreadedMotoServer
 
-from profilevault import crypto
 from profilevault.errors import Conflict, DecryptionFailed, InvalidInput, KeyUnavailable
-from profilevault.keyring import TenantKeyring
+from profilevault.keys import crypto
+from profilevault.keys.keyring import TenantKeyring
 from profilevault_local.kms_state import enforce_kms_key_state
 
 REGION = "eu-central-1"

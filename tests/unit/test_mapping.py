@@ -1,10 +1,10 @@
-"""Row -> record mapping (profilevault.mapping)."""
+"""Row -> record mapping (profilevault.ingestion.mapping)."""
 import io
 import json
 
-from profilevault.mapping import AttributeWarning, MappedRecord, map_row
-from profilevault.readers import RawRow, RowRejection, iter_rows
-from profilevault.sources import SourceSpec
+from profilevault.domain.sources import SourceSpec
+from profilevault.ingestion.mapping import AttributeWarning, MappedRecord, map_row
+from profilevault.ingestion.readers import RawRow, RowRejection, iter_rows
 
 SPEC = SourceSpec(format="csv", primary_key="id",
                   fields={"mail": "email", "given": "first_name", "family": "last_name", "tel": "phone",

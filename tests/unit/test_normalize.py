@@ -1,10 +1,10 @@
-"""Attribute validation and normalisation (profilevault.normalize)."""
+"""Attribute validation and normalisation (profilevault.domain.normalize)."""
 import random
 
 import phonenumbers
 import pytest
 
-from profilevault.normalize import (
+from profilevault.domain.normalize import (
     AttributeWarning,
     normalize_attributes,
     normalize_country,

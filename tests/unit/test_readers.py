@@ -1,4 +1,4 @@
-"""Streaming readers for landing files (profilevault.readers)."""
+"""Streaming readers for landing files (profilevault.ingestion.readers)."""
 import io
 import itertools
 import json
@@ -6,9 +6,9 @@ import tracemalloc
 
 import pytest
 
+from profilevault.domain.sources import SourceSpec
 from profilevault.errors import IngestionRejected
-from profilevault.readers import MAX_ROW_CHARS, RawRow, RowRejection, check_encoding, iter_rows
-from profilevault.sources import SourceSpec
+from profilevault.ingestion.readers import MAX_ROW_CHARS, RawRow, RowRejection, check_encoding, iter_rows
 
 FIELDS = {"mail": "email", "given": "first_name", "family": "last_name", "tel": "phone"}
 HEADER = b"id,mail,given,family,tel\n"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from profilevault.errors import IngestionRejected
-from profilevault.ingestion import LandingObject, parse_drop_key
+from profilevault.ingestion.flow import LandingObject, parse_drop_key
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

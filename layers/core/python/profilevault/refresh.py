@@ -1,14 +1,16 @@
 """Keeping profiles current: full snapshots replace what came before, removed sources are purged, and every
 change ends in a unification run over what is left."""
-from profilevault import objects, profile_store, profiles, store
+from profilevault import jobs
+from profilevault.domain.sources import check_source_name
 from profilevault.errors import NotFound
 from profilevault.observability import logger
-from profilevault.sources import check_source_name
-from profilevault.wiring import Deps
+from profilevault.profiles import runs
+from profilevault.storage import objects, profile_store, store
+from profilevault.wiring import Deps, profile_tables
 
 
 def queue_refresh(deps: Deps, trigger: str) -> dict:
-    return profiles.queue_job(deps, "refresh", trigger)
+    return jobs.queue_job(deps, "refresh", trigger)
 
 
 def apply_snapshots(deps: Deps) -> int:
@@ -33,9 +35,9 @@ def run_refresh(deps: Deps, run_id: str) -> dict:
     """Applies the snapshots, then a full unification run: the hourly reconciliation of whatever incremental runs
     may have missed."""
     deleted = apply_snapshots(deps)
-    run = profiles.run_unification(deps, run_id, full=True)
+    run = runs.run_unification(deps, run_id, full=True)
     run["counts"]["records_deleted"] = deleted
-    profile_store.put_run(deps.dynamodb, profiles.tables(deps), deps.tenant, run)
+    profile_store.put_run(deps.dynamodb, profile_tables(deps), deps.tenant, run)
     return run
 
 
@@ -45,20 +47,20 @@ def remove_source(deps: Deps, name: str) -> dict:
     if store.get_source(deps.dynamodb, deps.tables, deps.tenant, name) is None:
         raise NotFound(f"no source {name!r}")
     store.delete_source(deps.dynamodb, deps.tables, deps.tenant, name)
-    return profiles.queue_job(deps, "purge_source", "source removed", source=name)
+    return jobs.queue_job(deps, "purge_source", "source removed", source=name)
 
 
 def purge_source(deps: Deps, name: str, run_id: str) -> dict:
     if store.get_source(deps.dynamodb, deps.tables, deps.tenant, name) is not None:
         logger.info("source registered again before its purge ran; records kept", extra={"run_id": run_id})
         # Full: a full run while the source was unregistered left its records out of the saved state.
-        return profiles.run_unification(deps, run_id, full=True)
+        return runs.run_unification(deps, run_id, full=True)
     tokens = store.all_record_tokens(deps.dynamodb, deps.tables, deps.tenant, name)
     deleted = store.delete_records(deps.dynamodb, deps.tables, deps.tenant, name, tokens)
     erase_rejection_reports(deps, name)
-    run = profiles.run_unification(deps, run_id)
+    run = runs.run_unification(deps, run_id)
     run["counts"]["records_deleted"] = deleted
-    profile_store.put_run(deps.dynamodb, profiles.tables(deps), deps.tenant, run)
+    profile_store.put_run(deps.dynamodb, profile_tables(deps), deps.tenant, run)
     return run
 
 

@@ -3,10 +3,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from profilevault import store
 from profilevault.aws import AwsClients, make_clients
 from profilevault.config import Settings, get_settings
-from profilevault.keyring import TenantKeyring
+from profilevault.keys.keyring import TenantKeyring
+from profilevault.storage import store
+from profilevault.storage.profile_store import ProfileTables
 
 
 def utc_now() -> str:
@@ -42,3 +43,7 @@ def build_deps(settings: Settings | None = None, clients: AwsClients | None = No
                               cache_seconds=settings.data_key_cache_seconds),
         vault_bucket=settings.vault_bucket, profiles_table=settings.profiles_table,
         jobs_queue_url=settings.jobs_queue_url, ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds)
+
+
+def profile_tables(deps: Deps) -> ProfileTables:
+    return ProfileTables(profiles=deps.profiles_table, keys=deps.tables.keys, control=deps.tables.control)

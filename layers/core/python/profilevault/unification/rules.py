@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from profilevault.domain.sources import is_known_attribute, repeated
 from profilevault.errors import InvalidInput
-from profilevault.sources import is_known_attribute, repeated
 
 NORMALIZATIONS = frozenset({
     "whitespace", "lowercase", "unicode_to_ascii", "symbols", "numerals", "phone", "email", "name", "date", "address",

@@ -16,7 +16,8 @@ import json
 import time
 from dataclasses import dataclass
 
-from profilevault import cursors, store
+from profilevault.api import cursors
+from profilevault.storage import store
 
 PROFILES = "profiles"
 RULES = "rules"

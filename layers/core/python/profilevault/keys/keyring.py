@@ -23,8 +23,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from profilevault import crypto
 from profilevault.errors import Conflict, InvalidInput, KeyUnavailable
+from profilevault.keys import crypto
 from profilevault.observability import logger
 
 KEYRING_SK = "KEYRING"

@@ -10,13 +10,15 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from profilevault import crypto, objects, profiles, store, vault
+from profilevault.domain.sources import SourceSpec
 from profilevault.errors import Conflict, IngestionRejected, KeyUnavailable
-from profilevault.keyring import TenantKeyring
-from profilevault.mapping import MappedRecord, map_row
+from profilevault.ingestion.mapping import MappedRecord, map_row
+from profilevault.ingestion.readers import RowRejection, check_encoding, encoding_for, iter_rows
+from profilevault.keys import crypto, vault
+from profilevault.keys.keyring import TenantKeyring
 from profilevault.observability import logger
-from profilevault.readers import RowRejection, check_encoding, encoding_for, iter_rows
-from profilevault.sources import SourceSpec
+from profilevault.profiles import runs
+from profilevault.storage import objects, store
 from profilevault.wiring import Deps
 
 WRITE_BATCH = 500
@@ -102,7 +104,7 @@ def ingest_landing_object(deps: Deps, obj: LandingObject) -> dict:
     finished = _finish(deps, obj, {"status": "completed", **result})
     _remove_from_landing(deps, obj)
     if finished["rows_stored"]:
-        profiles.queue_run_after_ingestion(deps, obj.ingestion_id)
+        runs.queue_run_after_ingestion(deps, obj.ingestion_id)
     return finished
 
 

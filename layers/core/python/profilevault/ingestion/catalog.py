@@ -1,10 +1,12 @@
 """Sources, their records and their ingestions, as the API shows them."""
 import json
 
-from profilevault import cursors, store, vault
-from profilevault import ingestion as ingestion_logic
+from profilevault.api import cursors
+from profilevault.domain.sources import SourceSpec, check_source_name
 from profilevault.errors import NotFound
-from profilevault.sources import SourceSpec, check_source_name
+from profilevault.ingestion import flow as ingestion_logic
+from profilevault.keys import vault
+from profilevault.storage import store
 from profilevault.wiring import Deps
 
 # Ingestion fields the API shows; the wrapped report key stays inside.

@@ -1,6 +1,6 @@
 """Envelope encryption primitives: AES-256-GCM sealing with item-bound AAD, and blind indexes.
 
-Pure functions, no AWS: the keyring (profilevault.keyring) supplies the keys. Blob layout of a sealed value:
+Pure functions, no AWS: the keyring (profilevault.keys.keyring) supplies the keys. Blob layout of a sealed value:
 
     version (1 byte) | nonce (12 random bytes) | ciphertext + 16-byte GCM tag
 

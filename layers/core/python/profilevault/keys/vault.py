@@ -10,9 +10,10 @@ import os
 import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from profilevault import crypto, store
-from profilevault.keyring import TenantKeyring
-from profilevault.sources import INDEXED_ATTRIBUTES
+from profilevault.domain.sources import INDEXED_ATTRIBUTES
+from profilevault.keys import crypto
+from profilevault.keys.keyring import TenantKeyring
+from profilevault.storage import store
 
 KEYS = "keys"
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from profilevault.domain.sources import SourceSpec
 from profilevault.errors import IngestionRejected
-from profilevault.sources import SourceSpec
 
 MAX_ROW_CHARS = 1 << 20
 # Of a row longer than MAX_ROW_CHARS only this much is kept for the rejection report.

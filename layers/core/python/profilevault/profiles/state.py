@@ -15,10 +15,11 @@ profiles or the member map (erasure, rectification) must mark it dirty too."""
 import json
 from dataclasses import dataclass
 
-from profilevault import objects, profile_store, store, vault
 from profilevault.errors import DecryptionFailed
+from profilevault.keys import vault
 from profilevault.observability import logger
-from profilevault.profile_store import ProfileTables, StoredProfile
+from profilevault.storage import objects, profile_store, store
+from profilevault.storage.profile_store import ProfileTables, StoredProfile
 from profilevault.unification.rules import RuleSet
 from profilevault.wiring import Deps
 

@@ -2,9 +2,9 @@
 import json
 from dataclasses import dataclass
 
-from profilevault.normalize import AttributeWarning, normalize_attributes
-from profilevault.readers import RawRow, RowRejection
-from profilevault.sources import SourceSpec
+from profilevault.domain.normalize import AttributeWarning, normalize_attributes
+from profilevault.domain.sources import SourceSpec
+from profilevault.ingestion.readers import RawRow, RowRejection
 
 __all__ = ["AttributeWarning", "MappedRecord", "MAX_RECORD_ID_BYTES", "map_row"]
 

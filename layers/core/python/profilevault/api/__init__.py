@@ -1,0 +1,1 @@
+"""The HTTP edge's shared pieces: who may do what, problem bodies, paging cursors."""

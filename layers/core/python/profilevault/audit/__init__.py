@@ -1,0 +1,1 @@
+"""The tenant's hash-chained audit trail and its verification."""

@@ -1,0 +1,1 @@
+"""Landing files to sealed records: readers, mapping, the ingest flow, and the catalog the API shows."""

@@ -1,0 +1,1 @@
+"""Keys and sealing: AES-GCM and blind indexes, the tenant keyring (BYOK), sealing of documents."""

@@ -1,0 +1,1 @@
+"""Data-subject requests: access, portability, erasure, suppression."""
