@@ -214,5 +214,7 @@ def no_route(_error) -> Response:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event, context):
-    # Checked before routing: request validation would otherwise parse a non-JSON body as a form and echo it.
-    return problems.refuse_non_json_body(event) or app.resolve(event, context)
+    # Checked before routing: request validation would otherwise parse a non-JSON body as a form and echo it, and
+    # parse a deeply nested one until the interpreter's recursion limit (a 500).
+    return (problems.refuse_non_json_body(event) or problems.refuse_deeply_nested_body(event)
+            or app.resolve(event, context))

@@ -54,6 +54,26 @@ def test_a_hostile_body_gets_a_4xx_problem(stack, raw):
     assert problem["status"] == status
 
 
+@pytest.mark.parametrize("raw", ["[" * 100_000 + "]" * 100_000, '{"fields": ' * 100_000 + "1" + "}" * 100_000,
+                                 "[" * 100_000], ids=["arrays", "objects", "unclosed"])
+def test_a_body_nested_100000_levels_deep_gets_a_400_problem(stack, raw):
+    # Given a JSON body nested 100,000 levels deep (Python's parser would recurse until it fails)
+    # When it is sent; Then it is refused as a 400 problem before anything parses it
+    status, problem, headers = stack.api("PUT", "/v1/sources/crm", raw_body=raw)
+    assert (status, problem["title"]) == (400, "Body nested too deeply")
+    assert headers["Content-Type"] == "application/problem+json"
+
+
+def test_a_body_nested_32_levels_deep_reaches_validation(stack):
+    # Given a source whose `fields` value nests 30 arrays deep (32 levels in all); When it is sent
+    nested: list = []
+    for _ in range(29):
+        nested = [nested]
+    status, problem, _ = stack.api("PUT", "/v1/sources/crm", body={**CRM, "fields": {"mail": nested}})
+    # Then the depth is allowed and the model's validation answers
+    assert (status, problem["title"]) == (422, "Invalid request")
+
+
 @pytest.mark.parametrize(("role", "method", "path", "body"), [
     ("analyst", "PUT", "/v1/sources/crm", CRM),
     ("auditor", "PUT", "/v1/sources/crm", CRM),
