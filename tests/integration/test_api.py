@@ -38,6 +38,11 @@ def test_registering_a_source_creates_then_updates_it(stack):
     ("crm", {**CRM, "unexpected": 1}, "unexpected"),
     ("Bad Name!", CRM, "invalid source name"),
     ("crm", {**CRM, "csv": {"delimiter": ";;"}}, "delimiter"),
+    ("crm", {**CRM, "csv": {"delimiter": "\n"}}, "delimiter"),
+    ("crm", {**CRM, "csv": {"delimiter": "\r"}}, "delimiter"),
+    ("crm", {**CRM, "csv": {"delimiter": '"'}}, "delimiter"),
+    ("crm", {**CRM, "csv": {"delimiter": "\x00"}}, "delimiter"),
+    ("crm", {**CRM, "csv": {"encoding": "klingon"}}, "encoding"),
 ])
 def test_an_invalid_source_is_refused_with_a_problem(stack, name, body, needle):
     status, problem, headers = stack.api("PUT", f"/v1/sources/{name}", body=body)
@@ -45,6 +50,13 @@ def test_an_invalid_source_is_refused_with_a_problem(stack, name, body, needle):
     assert needle in problem["detail"]
     assert headers["Content-Type"] == "application/problem+json"
     assert stack.api("GET", "/v1/sources")[1]["items"] == []
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|", " "])
+def test_a_source_accepts_printable_and_tab_delimiters(stack, delimiter):
+    # Given a delimiter that can split fields; When a source is registered with it; Then it is stored as given
+    status, source, _ = stack.api("PUT", "/v1/sources/crm", body={**CRM, "csv": {"delimiter": delimiter}})
+    assert (status, source["csv"]["delimiter"]) == (201, delimiter)
 
 
 @pytest.mark.parametrize("raw", ["{not json", "[]", "null", '"text"', "{" * 5000])

@@ -10,6 +10,8 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from pydantic import ValidationError
+
 from profilevault.domain.sources import SourceSpec
 from profilevault.errors import Conflict, IngestionRejected, KeyUnavailable
 from profilevault.ingestion.mapping import MappedRecord, map_row
@@ -123,7 +125,12 @@ def _ingest(deps: Deps, obj: LandingObject) -> dict:
     source = store.get_source(deps.dynamodb, deps.tables, deps.tenant, drop.source)
     if source is None:
         raise IngestionRejected(f"source {drop.source!r} is not registered: PUT /v1/sources/{drop.source} first")
-    spec = SourceSpec.model_validate({k: source[k] for k in SourceSpec.model_fields if k in source})
+    try:
+        spec = SourceSpec.model_validate({k: source[k] for k in SourceSpec.model_fields if k in source})
+    except ValidationError as invalid:  # registered before a check that now refuses it (e.g. its CSV delimiter)
+        fields = sorted({".".join(str(p) for p in e["loc"]) for e in invalid.errors()})
+        raise IngestionRejected(f"source {drop.source!r} is registered with settings that are no longer accepted "
+                                f"({', '.join(fields)}): PUT /v1/sources/{drop.source} again") from None
     check_encoding(_open(deps, obj), encoding_for(spec))
     report = RejectionReport(deps, obj.ingestion_id)
     counts: Counter = Counter()
