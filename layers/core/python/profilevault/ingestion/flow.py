@@ -12,13 +12,14 @@ from urllib.parse import unquote_plus
 
 from pydantic import ValidationError
 
+from profilevault import observability
 from profilevault.domain.sources import SourceSpec
 from profilevault.errors import Conflict, IngestionRejected, KeyUnavailable
 from profilevault.ingestion.mapping import MappedRecord, map_row
 from profilevault.ingestion.readers import RowRejection, check_encoding, encoding_for, iter_rows
 from profilevault.keys import crypto, vault
 from profilevault.keys.keyring import TenantKeyring
-from profilevault.observability import logger
+from profilevault.observability import capture_method, logger
 from profilevault.profiles import runs
 from profilevault.storage import objects, store
 from profilevault.wiring import Deps
@@ -72,6 +73,7 @@ def parse_drop_key(key: str) -> Drop:
     return Drop(match["source"], "incremental", match["operation"], match["inc_file"])
 
 
+@capture_method
 def ingest_landing_object(deps: Deps, obj: LandingObject) -> dict:
     """Ingests one landing file; returns the ingestion as the API shows it.
     Raises KeyUnavailable (and other infrastructure errors) so the queue delivers the file again later."""
@@ -96,6 +98,7 @@ def ingest_landing_object(deps: Deps, obj: LandingObject) -> dict:
     except KeyUnavailable as unavailable:
         logger.error("tenant key unavailable; the file stays for a retry",
                      extra={"ingestion_id": obj.ingestion_id})
+        observability.key_unavailable("ingestion")
         store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id,
                                {"last_error": unavailable.detail})
         raise
@@ -117,6 +120,8 @@ def _finish(deps: Deps, obj: LandingObject, changes: dict) -> dict:
                                expect_status="processing")
     except Conflict:
         logger.info("ingestion was finished by another delivery", extra={"ingestion_id": obj.ingestion_id})
+    else:
+        observability.ingestion_finished(changes["status"], changes)
     return store.get_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id)
 
 
