@@ -8,8 +8,8 @@ import jwt
 import pytest
 
 from profilevault_local import cli
-from profilevault_local.localstack import PortBusy, choose_port, write_state_file
-from profilevault_local.tokens import mint_role_tokens, new_issuer
+from profilevault_local.localstack import LocalStack, PortBusy, choose_port, write_state_file
+from profilevault_local.tokens import mint_role_tokens, mint_token, new_issuer
 
 pytestmark = pytest.mark.e2e
 
@@ -129,3 +129,19 @@ def test_banner_names_a_replaced_port_and_a_state_file_elsewhere(tmp_path):
     assert f"NOTE          {note}" in text
     assert f"local token admin --state-file {tmp_path / 's.json'})" in text
     assert "http://127.0.0.1:8080" not in text
+
+
+def test_a_running_stack_renews_the_tokens_in_its_state_file(tmp_path):
+    # Given a stack's state file holding tokens minted an hour ago
+    stack = LocalStack(state_file=tmp_path / "local.json")
+    stack.issuer = new_issuer("http://127.0.0.1:8080/", "profilevault")
+    an_hour_ago = int(time.time()) - 3600
+    stack.state = {**STATE, "tokens": {r: mint_token(stack.issuer, r, now=an_hour_ago) for r in STATE["tokens"]}}
+    # When it renews them (as `local up` does every TOKEN_REFRESH_SECONDS)
+    stack.refresh_tokens()
+    # Then the file holds a fresh token per role, still readable by its owner only
+    written = json.loads(stack.state_file.read_text())
+    for role, token in written["tokens"].items():
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["pv_role"] == role and claims["iat"] > an_hour_ago
+    assert stat.S_IMODE(stack.state_file.stat().st_mode) == 0o600
