@@ -102,14 +102,12 @@ def delete_source(name: str):
 def get_ingestions(source: Annotated[str | None, Query(max_length=63)] = None,
                    limit: Annotated[int, Query(ge=1, le=500)] = 100,
                    cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
-    caller()
-    return catalog.list_ingestions(deps, source, limit, cursor)
+    return catalog.list_ingestions(deps, source, limit, cursor, caller())
 
 
 @app.get("/v1/ingestions/<ingestion_id>")
 def get_ingestion(ingestion_id: str) -> dict:
-    caller()
-    return catalog.get_ingestion(deps, ingestion_id)
+    return catalog.get_ingestion(deps, ingestion_id, caller())
 
 
 @app.get("/v1/ingestions/<ingestion_id>/rejections")

@@ -255,3 +255,34 @@ def test_ingestions_page_newest_first_per_source_and_overall(crm):
     assert pages({"source": "shop"}) == [["s.csv"]]
     status, problem, _ = crm.api("GET", "/v1/ingestions", query={"cursor": "bm90LWEtY3Vyc29y"})
     assert status == 422 and "not-a-cursor" not in problem["detail"]
+
+
+def test_only_admins_and_privacy_officers_see_which_file_an_ingestion_read(crm):
+    # Given an ingested file whose name an uploader chose after a person
+    crm.drop("crm", "anna-schmidt.csv", crm_csv(1, bad_rows=False))
+    crm.deliver()
+    # When each role lists the source's ingestions and reads that one
+    for role, sees_file in (("admin", True), ("privacy_officer", True), ("analyst", False), ("auditor", False)):
+        [listed] = crm.api("GET", "/v1/ingestions", role=role, query={"source": "crm"})[1]["items"]
+        read = crm.api("GET", f"/v1/ingestions/{listed['id']}", role=role)[1]
+        # Then only admins and privacy officers see the file name; everyone sees how the ingestion went
+        for shown in (listed, read):
+            assert ("file" in shown) is sees_file, role
+            assert "anna-schmidt" not in json.dumps(shown) or sees_file, role
+            assert (shown["status"], shown["rows_stored"]) == ("completed", 1)
+
+
+@pytest.mark.handler_env(PV_DATA_KEY_CACHE_SECONDS="0")
+def test_only_admins_see_why_a_file_waits_for_a_retry(crm):
+    # Given a file that waits for a retry because the tenant's KMS key is disabled
+    crm.kms.disable_key(KeyId=crm.tenant_key_arn)
+    crm.drop("crm", "people.csv", crm_csv(1, bad_rows=False))
+    crm.deliver()
+    [ingestion] = ingestions(crm, "crm")
+    # When an admin and an analyst read it
+    for_admin = crm.api("GET", f"/v1/ingestions/{ingestion['id']}", role="admin")[1]
+    for_analyst = crm.api("GET", f"/v1/ingestions/{ingestion['id']}", role="analyst")[1]
+    # Then the admin learns which key refused and why; the analyst only that a retry is pending
+    assert crm.tenant_key_arn in for_admin["last_error"] and "DisabledException" in for_admin["last_error"]
+    assert for_analyst["status"] == "processing" and "retr" in for_analyst["last_error"]
+    assert crm.tenant_key_arn.split("/")[-1] not in for_analyst["last_error"] and "KMS" not in for_analyst["last_error"]

@@ -18,6 +18,10 @@ KEY_READERS = frozenset({Role.ADMIN, Role.PRIVACY_OFFICER, Role.AUDITOR})
 RULE_READERS = frozenset({Role.ADMIN, Role.PRIVACY_OFFICER})  # rule exceptions name record IDs
 PROFILE_FULL_VIEW = frozenset({Role.ADMIN, Role.PRIVACY_OFFICER})
 PROFILE_MASKED_VIEW = frozenset({Role.ANALYST})
+# Ingestions: the file name is the uploader's choice and can name a person; why a retry is pending can name the
+# tenant's KMS key and its state. Others see the ingestion without either.
+FILE_NAME_READERS = frozenset({Role.ADMIN, Role.PRIVACY_OFFICER})
+ERROR_DETAIL_READERS = ADMINS
 
 
 def role_from_claims(claims: dict, tenant: str) -> Role:

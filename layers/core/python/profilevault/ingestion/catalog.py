@@ -2,6 +2,7 @@
 import json
 
 from profilevault.api import cursors
+from profilevault.api.access import ERROR_DETAIL_READERS, FILE_NAME_READERS, Role
 from profilevault.domain.sources import SourceSpec, check_source_name
 from profilevault.errors import NotFound
 from profilevault.ingestion import flow as ingestion_logic
@@ -46,22 +47,31 @@ def read_record(deps: Deps, source: str, record_id: str) -> dict:
     return {"source": source, **vault.open_record(deps.keyring, *items)}
 
 
-def show_ingestion(ingestion: dict) -> dict:
+_RETRY_PENDING = "a temporary error stopped this file; it will be retried"
+
+
+def show_ingestion(ingestion: dict, role: Role) -> dict:
+    """The ingestion as `role` may see it: the file name only for FILE_NAME_READERS, why a retry is pending in full
+    only for ERROR_DETAIL_READERS (others learn that one is)."""
     shown = {k: ingestion[k] for k in _INGESTION_FIELDS if ingestion.get(k) is not None}
     shown["warning_reasons"] = json.loads(ingestion.get("warning_reasons") or "{}")
     shown["has_rejection_report"] = bool(ingestion.get("rejection_report"))
+    if role not in FILE_NAME_READERS:
+        shown.pop("file", None)
+    if role not in ERROR_DETAIL_READERS and "last_error" in shown:
+        shown["last_error"] = _RETRY_PENDING
     return shown
 
 
-def list_ingestions(deps: Deps, source: str | None, limit: int, cursor: str | None) -> dict:
-    """A page of ingestions, newest first; `next_cursor` continues it."""
+def list_ingestions(deps: Deps, source: str | None, limit: int, cursor: str | None, role: Role) -> dict:
+    """A page of ingestions, newest first, as `role` may see them; `next_cursor` continues it."""
     after = cursors.decode(cursor, cursors.INGESTION) if cursor else None
     page, last = store.page_ingestions(deps.dynamodb, deps.tables, deps.tenant, source, limit, after)
-    return {"items": [show_ingestion(i) for i in page], "next_cursor": cursors.encode(last) if last else None}
+    return {"items": [show_ingestion(i, role) for i in page], "next_cursor": cursors.encode(last) if last else None}
 
 
-def get_ingestion(deps: Deps, ingestion_id: str) -> dict:
-    return show_ingestion(store.get_ingestion(deps.dynamodb, deps.tables, deps.tenant, ingestion_id))
+def get_ingestion(deps: Deps, ingestion_id: str, role: Role) -> dict:
+    return show_ingestion(store.get_ingestion(deps.dynamodb, deps.tables, deps.tenant, ingestion_id), role)
 
 
 @capture_method
