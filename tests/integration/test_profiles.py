@@ -6,8 +6,9 @@ import pytest
 from conftest import lambda_context, sample_event
 
 from profilevault.profiles import state as unification_state
-from profilevault.storage import store
-from profilevault.storage.store import _delete_unless_rewritten
+from profilevault.storage.changes import ChangeJournal
+from profilevault.storage.dynamo import Tables
+from profilevault.storage.records import RecordRepository
 
 CRM = "id,mail,given,family,born,tel\n" + "".join([
     "c1,anna.berg@example.org,Anna,Berg,1985-03-02,+4930111111\n",
@@ -283,7 +284,7 @@ def test_read_repair_keeps_an_index_entry_put_again_since_it_was_read(unified):
     index = unified.deployed.tables["IndexTable"]
     entry = unified.dynamodb.scan(TableName=index, Limit=1)["Items"][0]
     unified.dynamodb.put_item(TableName=index, Item={**entry, "kid": {"S": "written-since"}})
-    _delete_unless_rewritten(unified.dynamodb, index, entry)
+    records_of(unified)._delete_unless_rewritten(entry)
     assert unified.dynamodb.get_item(TableName=index, Key={"pk": entry["pk"], "sk": entry["sk"]}).get("Item")
 
 
@@ -392,17 +393,21 @@ def test_a_run_stopped_before_saving_its_state_makes_the_next_one_full(unified, 
     assert full_run(unified)["counts"]["profiles_written"] == 0
 
 
+def records_of(stack) -> RecordRepository:
+    tables = Tables(**{name: stack.deployed.tables[f"{name.title()}Table"]
+                       for name in ("control", "records", "keys", "index", "profiles")})
+    return RecordRepository(stack.dynamodb, tables, stack.env["PV_TENANT_ID"])
+
+
 def test_a_deletion_is_heard_even_when_the_first_try_stopped_before_its_journal_entry(unified, monkeypatch):
-    tables = store.Tables(**{name: unified.deployed.tables[f"{name.title()}Table"]
-                             for name in ("control", "records", "keys", "index")})
-    tenant = unified.env["PV_TENANT_ID"]
-    shop = [i["sk"]["S"][len("REC#"):] for i in unified.dynamodb.scan(TableName=tables.records)["Items"]
-            if i["pk"]["S"].endswith("#SOURCE#shop")]
-    monkeypatch.setattr(store, "journal_changes", lambda *_args: None)
-    assert store.delete_records(unified.dynamodb, tables, tenant, "shop", shop) == 3  # then the worker stopped
+    records = records_of(unified)
+    shop = [i["sk"]["S"][len("REC#"):] for i in unified.dynamodb.scan(TableName=unified.deployed.tables[
+        "RecordsTable"])["Items"] if i["pk"]["S"].endswith("#SOURCE#shop")]
+    monkeypatch.setattr(ChangeJournal, "add", lambda *_args: None)
+    assert records.delete("shop", shop) == 3  # then the worker stopped
     monkeypatch.undo()
-    assert store.delete_records(unified.dynamodb, tables, tenant, "shop", shop) == 0  # the retry finds nothing
-    [change] = store.read_changes(unified.dynamodb, tables, tenant)
+    assert records.delete("shop", shop) == 0  # the retry finds nothing
+    [change] = records.journal.read()
     assert set(change.tokens) == set(shop)  # and still names what was deleted
 
 

@@ -1,7 +1,7 @@
 """Tenant keyring: the tenant's data key and blind-index key, wrapped by the tenant's KMS key (BYOK).
 
-Store: one ControlTable item per tenant, pk=TENANT#<tenant_id>, sk=KEYRING, holding only KMS-wrapped key
-material plus the CMK ARN and a version. Unwrapped keys live in memory for `cache_seconds`, so KMS calls
+Stored by `storage.keyring.KeyringRepository`: one control item per tenant holding only KMS-wrapped key material
+plus the CMK ARN and a version. Unwrapped keys live in memory for `cache_seconds`, so KMS calls
 stay at a few per container per tenant per cache period, whatever the number of records.
 
 Switching the CMK (use_kms_key) re-wraps the same two keys under the new CMK: record keys, ciphertexts and
@@ -23,11 +23,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from profilevault.errors import Conflict, InvalidInput, KeyUnavailable
+from profilevault.errors import InvalidInput, KeyUnavailable
 from profilevault.keys import crypto
 from profilevault.observability import logger
+from profilevault.storage.keyring import KeyringRepository, StoredKeyring
 
-KEYRING_SK = "KEYRING"
 PURPOSE_DATA = "data"
 PURPOSE_INDEX = "index"
 PURPOSE_KEY_CHECK = "key-check"
@@ -69,16 +69,14 @@ class TenantKeyring:
         *,
         tenant_id: str,
         kms: Any,
-        dynamodb: Any,
-        control_table: str,
+        store: KeyringRepository,
         default_kms_key_arn: str,
         cache_seconds: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.tenant_id = tenant_id
         self._kms_client = kms
-        self._dynamodb = dynamodb
-        self._table = control_table
+        self._store = store
         self._default_kms_key_arn = default_kms_key_arn
         self._cache_seconds = cache_seconds
         self._clock = clock
@@ -103,7 +101,7 @@ class TenantKeyring:
     # ------------------------------------------------------------------ administration
     def describe(self) -> dict:
         """Keyring metadata as stored (no key material); creates the keyring on first use."""
-        return _describe_item(self._current_item())
+        return _describe(self._current())
 
     def use_kms_key(self, kms_key_arn: str) -> dict:
         """BYOK switch: re-wrap the tenant data key and index key under `kms_key_arn` and bump the version.
@@ -116,40 +114,17 @@ class TenantKeyring:
             raise InvalidInput("kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key-id>)")
         self._check_key_usable(kms_key_arn)
 
-        item = self._current_item()
-        current_arn = item["kms_key_arn"]["S"]
-        if current_arn == kms_key_arn:
-            return _describe_item(item)  # already in use: idempotent, no version bump
+        stored = self._current()
+        if stored.kms_key_arn == kms_key_arn:
+            return _describe(stored)  # already in use: idempotent, no version bump
 
-        version = int(item["version"]["N"])
         rewrapped = {
-            purpose: self._re_encrypt(item[attribute]["B"], current_arn, kms_key_arn, purpose)
-            for purpose, attribute in ((PURPOSE_DATA, "wrapped_data_key"), (PURPOSE_INDEX, "wrapped_index_key"))
+            purpose: self._re_encrypt(wrapped, stored.kms_key_arn, kms_key_arn, purpose)
+            for purpose, wrapped in ((PURPOSE_DATA, stored.wrapped_data_key),
+                                     (PURPOSE_INDEX, stored.wrapped_index_key))
         }
-        now = _now_iso()
-        try:
-            self._dynamodb.update_item(
-                TableName=self._table,
-                Key=self._item_key(),
-                UpdateExpression=(
-                    "SET kms_key_arn = :arn, wrapped_data_key = :wdk, wrapped_index_key = :wik, "
-                    "version = :next, updated_at = :now"
-                ),
-                # Optimistic lock: two concurrent switches must not interleave their wrapped keys.
-                ConditionExpression="version = :expected",
-                ExpressionAttributeValues={
-                    ":arn": {"S": kms_key_arn},
-                    ":wdk": {"B": rewrapped[PURPOSE_DATA]},
-                    ":wik": {"B": rewrapped[PURPOSE_INDEX]},
-                    ":next": {"N": str(version + 1)},
-                    ":now": {"S": now},
-                    ":expected": {"N": str(version)},
-                },
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise Conflict("the tenant keyring changed while switching keys; retry") from None
-            raise
+        version = stored.version
+        self._store.rewrap(kms_key_arn, rewrapped[PURPOSE_DATA], rewrapped[PURPOSE_INDEX], version, _now_iso())
         if self._cached is not None:
             # Same key material, new wrapping: keep the unwrapped keys, record the new version.
             self._cached = _UnwrappedKeys(
@@ -163,7 +138,7 @@ class TenantKeyring:
             "tenant keyring switched KMS key",
             extra={"tenant_id": self.tenant_id, "keyring_version": version + 1, "kms_key_arn": kms_key_arn},
         )
-        return _describe_item(self._read_item())
+        return _describe(self._read())
 
     # ------------------------------------------------------------------ cache and store
     def _keys(self) -> _UnwrappedKeys:
@@ -175,78 +150,62 @@ class TenantKeyring:
         return self._cached
 
     def _load(self) -> _UnwrappedKeys:
-        item = self._read_item()
-        if item is None:
-            item, plaintext = self._create_item()
+        stored = self._store.read()
+        if stored is None:
+            stored, plaintext = self._create()
             if plaintext is not None:
-                return self._remember(item, *plaintext)
+                return self._remember(stored, *plaintext)
         try:
-            return self._unwrap(item)
+            return self._unwrap(stored)
         except KeyUnavailable:
             # Another container may have switched the CMK between our read and the KMS call (the old key
             # may already be disabled): if the stored version moved, use the new wrapping.
-            fresh = self._read_item()
-            if fresh is None or fresh["version"]["N"] == item["version"]["N"]:
+            fresh = self._store.read()
+            if fresh is None or fresh.version == stored.version:
                 raise
             return self._unwrap(fresh)
 
-    def _unwrap(self, item: dict) -> _UnwrappedKeys:
-        kms_key_arn = item["kms_key_arn"]["S"]
-        data_key = self._kms_decrypt(item["wrapped_data_key"]["B"], kms_key_arn, PURPOSE_DATA)
-        index_key = self._kms_decrypt(item["wrapped_index_key"]["B"], kms_key_arn, PURPOSE_INDEX)
-        return self._remember(item, data_key, index_key)
+    def _unwrap(self, stored: StoredKeyring) -> _UnwrappedKeys:
+        data_key = self._kms_decrypt(stored.wrapped_data_key, stored.kms_key_arn, PURPOSE_DATA)
+        index_key = self._kms_decrypt(stored.wrapped_index_key, stored.kms_key_arn, PURPOSE_INDEX)
+        return self._remember(stored, data_key, index_key)
 
-    def _remember(self, item: dict, data_key: bytes, index_key: bytes) -> _UnwrappedKeys:
+    def _remember(self, stored: StoredKeyring, data_key: bytes, index_key: bytes) -> _UnwrappedKeys:
         return _UnwrappedKeys(
-            version=int(item["version"]["N"]),
-            kms_key_arn=item["kms_key_arn"]["S"],
+            version=stored.version,
+            kms_key_arn=stored.kms_key_arn,
             data_aead=AESGCM(data_key),
             index_key=index_key,
             expires_at=self._clock() + self._cache_seconds,
         )
 
-    def _current_item(self) -> dict:
-        item = self._read_item()
-        if item is None:
+    def _read(self) -> StoredKeyring:
+        stored = self._store.read()
+        if stored is None:  # cannot happen after creation with consistent reads; fail loudly rather than loop
+            raise RuntimeError("the tenant keyring is missing")
+        return stored
+
+    def _current(self) -> StoredKeyring:
+        stored = self._store.read()
+        if stored is None:
             # Create it and cache the new keys now (no second KMS round trip to unwrap them later).
             self._cached = self._load()
-            item = self._read_item()
-        return item
+            stored = self._read()
+        return stored
 
-    def _item_key(self) -> dict:
-        return {"pk": {"S": f"TENANT#{self.tenant_id}"}, "sk": {"S": KEYRING_SK}}
-
-    def _read_item(self) -> dict | None:
-        response = self._dynamodb.get_item(TableName=self._table, Key=self._item_key(), ConsistentRead=True)
-        return response.get("Item")
-
-    def _create_item(self) -> tuple[dict, tuple[bytes, bytes] | None]:
-        """Create the keyring under the default CMK. Returns (item, (data_key, index_key)) when this call
-        created it, or (item, None) when another container won the race (its keys must be unwrapped)."""
+    def _create(self) -> tuple[StoredKeyring, tuple[bytes, bytes] | None]:
+        """Create the keyring under the default CMK. Returns (keyring, (data_key, index_key)) when this call
+        created it, or (keyring, None) when another container won the race (its keys must be unwrapped)."""
         kms_key_arn = self._default_kms_key_arn
         data_key, wrapped_data_key = self._generate_data_key(kms_key_arn, PURPOSE_DATA)
         index_key, wrapped_index_key = self._generate_data_key(kms_key_arn, PURPOSE_INDEX)
         now = _now_iso()
-        item = {
-            **self._item_key(),
-            "kms_key_arn": {"S": kms_key_arn},
-            "wrapped_data_key": {"B": wrapped_data_key},
-            "wrapped_index_key": {"B": wrapped_index_key},
-            "version": {"N": "1"},
-            "created_at": {"S": now},
-            "updated_at": {"S": now},
-        }
-        try:
-            self._dynamodb.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            winner = self._read_item()
-            if winner is None:  # cannot happen with consistent reads; fail loudly rather than loop
-                raise
-            return winner, None
+        stored = StoredKeyring(kms_key_arn=kms_key_arn, wrapped_data_key=wrapped_data_key,
+                               wrapped_index_key=wrapped_index_key, version=1, created_at=now, updated_at=now)
+        if not self._store.create(stored):
+            return self._read(), None
         logger.info("tenant keyring created", extra={"tenant_id": self.tenant_id, "kms_key_arn": kms_key_arn})
-        return item, (data_key, index_key)
+        return stored, (data_key, index_key)
 
     # ------------------------------------------------------------------ KMS calls (all error mapping here)
     def _context(self, purpose: str) -> dict[str, str]:
@@ -335,10 +294,10 @@ class TenantKeyring:
         )
 
 
-def _describe_item(item: dict) -> dict:
+def _describe(stored: StoredKeyring) -> dict:
     return {
-        "kms_key_arn": item["kms_key_arn"]["S"],
-        "version": int(item["version"]["N"]),
-        "created_at": item["created_at"]["S"],
-        "updated_at": item["updated_at"]["S"],
+        "kms_key_arn": stored.kms_key_arn,
+        "version": stored.version,
+        "created_at": stored.created_at,
+        "updated_at": stored.updated_at,
     }
