@@ -60,10 +60,11 @@ class Run(Shown):
     reason: str | None = None  # why it failed
 
     @classmethod
-    def queued(cls, run_type: RunType, trigger: str, now: str, **details: str | None) -> "Run":
+    def queued(cls, run_type: RunType, trigger: str, now: str, mode: Literal["full"] | None = None,
+               source: str | None = None) -> "Run":
         prefix = "ref_" if run_type == "refresh" else "run_"
         return cls(id=prefix + uuid.uuid4().hex[:20], type=run_type, status="queued", trigger=trigger,
-                   queued_at=now, **details)
+                   queued_at=now, mode=mode, source=source)
 
     @property
     def position(self) -> str:
@@ -106,4 +107,4 @@ class RefreshJob(BaseModel):
 
 
 Job = Annotated[UnifyJob | PurgeSourceJob | RefreshJob, Field(discriminator="type")]
-JOB = TypeAdapter(Job)  # JOB.validate_json(message body) -> the job, by its "type"
+JOB: TypeAdapter[Job] = TypeAdapter(Job)  # JOB.validate_json(message body) -> the job, by its "type"

@@ -210,6 +210,7 @@ class RejectionReport:
     def save(self) -> dict:
         if not self.count:
             return {}
+        assert self._key is not None  # made with the first rejected row
         self._file.seek(0)
         objects.put_report(self.deps.s3, self.deps.vault_bucket, self.object_key, self._file)
         wrapped = self.deps.keyring.wrap_record_key(self._key, report_key_aad(self.ingestion_id))

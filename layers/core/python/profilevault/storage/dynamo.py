@@ -54,7 +54,7 @@ def to_item(values: Mapping[str, Any]) -> Item:
             value = Decimal(str(value))
         elif isinstance(value, (set, frozenset)) and not value:
             continue
-        item[name] = _serializer.serialize(value)  # type: ignore[assignment]
+        item[name] = _serializer.serialize(value)
     return item
 
 
@@ -71,7 +71,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else value
     if isinstance(value, Binary):
-        return value.value
+        return value.value  # type: ignore[attr-defined]  # boto3-stubs leave Binary.value out
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):

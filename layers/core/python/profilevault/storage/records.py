@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -195,7 +196,7 @@ class RecordRepository:
     def count(self, source: str) -> int:
         count, start = 0, None
         while True:
-            kwargs = {"ExclusiveStartKey": start} if start else {}
+            kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
             page = self._ddb.query(TableName=self._tables.records, Select="COUNT", KeyConditionExpression="pk = :pk",
                                    ExpressionAttributeValues={":pk": {"S": self._pk(source)}}, **kwargs)
             count += page["Count"]
@@ -242,7 +243,7 @@ class RecordRepository:
                      if "kid" in entry else {"ConditionExpression": "attribute_not_exists(kid)"})  # put before kids
         try:
             self._ddb.delete_item(TableName=self._tables.index, Key=key(entry["pk"]["S"], entry["sk"]["S"]),
-                                  **unchanged)  # type: ignore[arg-type]
+                                  **unchanged)
         except ClientError as error:
             if not is_conditional_failure(error):
                 raise

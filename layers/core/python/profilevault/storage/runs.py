@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -55,7 +56,7 @@ class RunRepository:
             self._ddb.put_item(TableName=self._table, Item=self._item(run),
                                ConditionExpression=f"#status IN ({', '.join(values)})",
                                ExpressionAttributeNames={"#status": "status"},
-                               ExpressionAttributeValues=values)  # type: ignore[arg-type]
+                               ExpressionAttributeValues=values)
         except ClientError as error:
             if is_conditional_failure(error):
                 raise Conflict(f"run {run.id} cannot become {run.status} now") from error
@@ -71,11 +72,11 @@ class RunRepository:
                 return True
         return False
 
-    def _query(self, **kwargs: Any) -> Any:
+    def _query(self, **kwargs: Any) -> Iterator[Run]:
         start = None
         while True:
-            page = self._ddb.query(TableName=self._table, IndexName=BY_TIME, **kwargs,
-                                   **({"ExclusiveStartKey": start} if start else {}))
+            paging: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
+            page = self._ddb.query(TableName=self._table, IndexName=BY_TIME, **kwargs, **paging)
             yield from (_run(i) for i in page["Items"])
             start = page.get("LastEvaluatedKey")
             if not start:
@@ -95,4 +96,4 @@ class RunRepository:
 
 
 def _run(item: Item) -> Run:
-    return Run.model_validate_json(item["doc"]["S"])  # type: ignore[typeddict-item]
+    return Run.model_validate_json(item["doc"]["S"])

@@ -40,7 +40,7 @@ A run:
 import gc
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
 from operator import methodcaller
@@ -157,7 +157,8 @@ class _Columns:
                 normalize = self._normalizers[steps] = make_normalizer(steps)
             raw = self._raw_column(attribute)
             # A missing or empty value (before or after normalising) is None: it is absent from the table.
-            table = {value: normalize(value) or None for value in dict.fromkeys(raw) if value}
+            table: dict[str | None, str | None] = {value: normalize(value) or None
+                                                   for value in dict.fromkeys(raw) if value}
             self._columns[key] = list(map(table.get, raw))
         return self._columns[key]
 
@@ -167,8 +168,9 @@ class _Columns:
         key = (attribute, kind)
         if key not in self._keys:
             column = self.column(attribute, DEFAULT_STEPS[kind])
-            table = {value: tuple(sorted(blocking_keys(kind, value))) or None
-                     for value in dict.fromkeys(column) if value is not None}
+            table: dict[str | None, tuple[str, ...] | None] = {
+                value: tuple(sorted(blocking_keys(kind, value))) or None for value in dict.fromkeys(column)
+                if value is not None}
             self._keys[key] = list(map(table.get, column))
         return self._keys[key]
 
@@ -188,13 +190,13 @@ def _compile(rule: Rule, index: int, columns: _Columns) -> _CompiledRule:
     for cond in rule.conditions:
         kind = attribute_type(cond.attribute)
         steps = steps_of[cond.attribute]
-        other = ("last_name" if cond.attribute == "first_name" else "first_name") if cond.attribute in NAME_ATTRIBUTES \
-            else None
+        crosswise = ("last_name" if cond.attribute == "first_name" else "first_name") \
+            if cond.attribute in NAME_ATTRIBUTES else None
         compiled.append(_Condition(
             attribute=cond.attribute, kind=kind, exact=cond.is_exact,
             threshold=1.0 if cond.is_exact else float(cond.precision), precision=cond.precision,
             column=columns.column(cond.attribute, steps),
-            crossed=columns.column(other, steps) if swap and other else None,
+            crossed=columns.column(crosswise, steps) if swap and crosswise else None,
             similarity=SIMILARITY[kind]))
     compiled.sort(key=lambda c: (not c.exact, SELECTIVITY[c.kind]))
     swap_check = None
@@ -322,7 +324,7 @@ def _candidate_pairs(rule: _CompiledRule, columns: _Columns, n: int, limit: int,
 
 def _sub_blocked(members: list[int], key_columns: list[list[tuple[str, ...] | None]], limit: int,
                  counts: Counter) -> Iterator[tuple[int, int]]:
-    keys_of = []
+    keys_of: list[Collection[str]] = []
     for i in members:
         found = [keys for column in key_columns if (keys := column[i]) is not None]
         keys_of.append(found[0] if len(found) == 1 else set().union(*found))
@@ -334,8 +336,8 @@ def _sub_blocked(members: list[int], key_columns: list[list[tuple[str, ...] | No
                 yield i, j
         return
     sub: dict[str, list[int]] = defaultdict(list)
-    for i, keys in zip(members, keys_of, strict=True):
-        for key in keys:
+    for i, its_keys in zip(members, keys_of, strict=True):
+        for key in its_keys:
             sub[key].append(i)
     seen: set[tuple[int, int]] = set()
     for group in sub.values():
