@@ -7,6 +7,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -93,6 +94,10 @@ def accepted(run: Run) -> Response[Run]:
     return Response(status_code=202, content_type="application/json", body=run)
 
 
+QUEUED: dict[int, OpenAPIResponse] = {202: {"description": "Accepted: the run that will do it, queued",
+                                           "content": {"application/json": {"model": Run}}}}
+
+
 def caller(*allowed: Role) -> Role:
     role = role_from_claims(app.current_event.request_context.authorizer.jwt_claim or {}, deps.tenant)
     require(role, set(allowed) if allowed else EVERYONE)
@@ -104,7 +109,9 @@ def health() -> Health:
     return Health(status="ok")
 
 
-@app.put("/v1/sources/<name>")
+@app.put("/v1/sources/<name>", responses={
+    200: {"description": "Updated", "content": {"application/json": {"model": SourceView}}},
+    201: {"description": "Registered", "content": {"application/json": {"model": SourceView}}}})
 def put_source(name: str, spec: Annotated[SourceSpec, Body()]) -> Response[SourceView]:
     caller(*ADMINS)
     source, created = catalog.register_source(deps, name, spec)
@@ -129,7 +136,7 @@ def get_record(name: str, record_id: str) -> RecordView:
     return catalog.read_record(deps, name, record_id)
 
 
-@app.delete("/v1/sources/<name>")
+@app.delete("/v1/sources/<name>", responses=QUEUED)
 def delete_source(name: str) -> Response[Run]:
     caller(*ADMINS)
     return accepted(refresh.remove_source(deps, name))
@@ -178,7 +185,7 @@ def get_rules() -> RuleSet:
     return rulesets.get_ruleset(deps)
 
 
-@app.post("/v1/unification/runs")
+@app.post("/v1/unification/runs", responses=QUEUED)
 def post_run() -> Response[Run]:
     caller(*ADMINS)
     return accepted(runs.queue_run(deps, trigger="api"))
@@ -204,7 +211,7 @@ def get_suggestions(limit: Limit = 100, cursor: Cursor = None) -> SuggestionPage
     return views.list_suggestions(deps, limit, cursor)
 
 
-@app.post("/v1/refreshes")
+@app.post("/v1/refreshes", responses=QUEUED)
 def post_refresh() -> Response[Run]:
     caller(*ADMINS)
     return accepted(refresh.queue_refresh(deps, trigger="api"))

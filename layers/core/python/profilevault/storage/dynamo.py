@@ -48,14 +48,18 @@ class Tables:
 
 
 def to_item(values: Mapping[str, Any]) -> Item:
-    item: Item = {}
-    for name, value in values.items():
-        if isinstance(value, float):
-            value = Decimal(str(value))
-        elif isinstance(value, (set, frozenset)) and not value:
-            continue
-        item[name] = _serializer.serialize(value)
-    return item
+    return {name: _serializer.serialize(_storable(value)) for name, value in values.items()
+            if not (isinstance(value, (set, frozenset)) and not value)}
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))  # the number as written, not its binary approximation
+    if isinstance(value, (list, tuple)):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    return value
 
 
 def to_value(value: Any) -> AttributeValueTypeDef:
