@@ -46,6 +46,7 @@ from itertools import combinations
 from operator import methodcaller
 from typing import Any
 
+from profilevault.unification.disjoint_sets import DisjointSets
 from profilevault.unification.matching import NAME_ATTRIBUTES, SELECTIVITY, SIMILARITY, attribute_type, blocking_keys
 from profilevault.unification.merge import merge_attributes
 from profilevault.unification.normalizers import DEFAULT_STEPS, make_normalizer
@@ -350,23 +351,13 @@ def _sub_blocked(members: list[int], key_columns: list[list[tuple[str, ...] | No
                 yield pair
 
 
-class _Clusters:
+class _Clusters(DisjointSets):
     """Union-find with never-match constraints kept per cluster root (only for the few constrained clusters)."""
 
     def __init__(self, n: int, never: dict[int, set[int]]):
-        self.parent = list(range(n))
-        self.size = [1] * n
+        super().__init__(n)
         self.forbidden: dict[int, set[int]] = {i: set(p) for i, p in never.items()}  # root -> records it refuses
         self.holds: dict[int, set[int]] = {i: {i} for i in never}  # root -> its constrained members
-
-    def find(self, i: int) -> int:
-        parent = self.parent
-        root = i
-        while parent[root] != root:
-            root = parent[root]
-        while parent[i] != root:
-            parent[i], i = root, parent[i]
-        return root
 
     def union(self, i: int, j: int) -> bool | None:
         """True if joined, None if already together, False if refused by a never-match pair."""
@@ -377,10 +368,7 @@ class _Clusters:
             fa, fb = self.forbidden.get(ra), self.forbidden.get(rb)
             if fa and not fa.isdisjoint(self.holds.get(rb, ())) or fb and not fb.isdisjoint(self.holds.get(ra, ())):
                 return False
-        if self.size[ra] < self.size[rb]:
-            ra, rb = rb, ra
-        self.parent[rb] = ra
-        self.size[ra] += self.size[rb]
+        ra, rb = self._link(ra, rb)
         for table in (self.forbidden, self.holds):
             moved = table.pop(rb, None)
             if moved:
