@@ -8,7 +8,7 @@ Switching the CMK (use_kms_key) re-wraps the same two keys under the new CMK: re
 blind indexes stay valid, nothing is re-encrypted, and the old CMK is no longer needed afterwards.
 
 A KMS refusal (disabled, pending deletion, access revoked, wrong key) becomes KeyUnavailable naming the
-key ARN and the KMS reason code. Nothing is deleted and nothing falls back to plaintext.
+key ARN and the KMS reason code (`storage.kms`). Nothing is deleted and nothing falls back to plaintext.
 """
 
 from __future__ import annotations
@@ -20,33 +20,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from profilevault.errors import InvalidInput, KeyUnavailable
 from profilevault.keys import crypto
 from profilevault.observability import logger
 from profilevault.storage.keyring import KeyringRepository, StoredKeyring
-
-PURPOSE_DATA = "data"
-PURPOSE_INDEX = "index"
-PURPOSE_KEY_CHECK = "key-check"
+from profilevault.storage.kms import PURPOSE_DATA, PURPOSE_INDEX, TenantKms
 
 # A key ARN (not an alias): the tenant pins one key; an alias could be repointed behind our back.
 _KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,128}$")
-
-# KMS error codes meaning "this key cannot be used for this tenant right now" and what they mean.
-_KEY_UNAVAILABLE_REASONS = {
-    "DisabledException": "the key is disabled",
-    "KMSInvalidStateException": "the key is not in a usable state (for example pending deletion)",
-    "AccessDeniedException": "access to the key is denied",
-    "NotFoundException": "the key does not exist or is not visible to ProfileVault",
-    "KeyUnavailableException": "the key (or its external key store) is unavailable",
-    "InvalidCiphertextException": "the wrapped tenant keys do not open under this key (wrong key or context)",
-    "IncorrectKeyException": "the wrapped tenant keys were made with a different key",
-    "InvalidKeyUsageException": "the key cannot be used for encryption",
-}
-
 
 @dataclass(frozen=True)
 class _UnwrappedKeys:
@@ -62,7 +45,7 @@ def _now_iso() -> str:
 
 
 class TenantKeyring:
-    """One per tenant per container; pass boto3 *clients* created once per container."""
+    """One per tenant per container; pass the KMS client created once per container."""
 
     def __init__(
         self,
@@ -75,13 +58,17 @@ class TenantKeyring:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.tenant_id = tenant_id
-        self._kms_client = kms
+        self._kms = TenantKms(kms, tenant_id)
         self._store = store
         self._default_kms_key_arn = default_kms_key_arn
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cached: _UnwrappedKeys | None = None
-        self.kms_calls = 0  # every KMS API call this instance made; benchmarks report it
+
+    @property
+    def kms_calls(self) -> int:
+        """Every KMS API call this instance made (benchmarks report it)."""
+        return self._kms.calls
 
     # ------------------------------------------------------------------ record keys and indexes
     def wrap_record_key(self, record_key: bytes, aad: bytes) -> bytes:
@@ -119,7 +106,7 @@ class TenantKeyring:
             return _describe(stored)  # already in use: idempotent, no version bump
 
         rewrapped = {
-            purpose: self._re_encrypt(wrapped, stored.kms_key_arn, kms_key_arn, purpose)
+            purpose: self._kms.re_encrypt(wrapped, stored.kms_key_arn, kms_key_arn, purpose)
             for purpose, wrapped in ((PURPOSE_DATA, stored.wrapped_data_key),
                                      (PURPOSE_INDEX, stored.wrapped_index_key))
         }
@@ -166,8 +153,8 @@ class TenantKeyring:
             return self._unwrap(fresh)
 
     def _unwrap(self, stored: StoredKeyring) -> _UnwrappedKeys:
-        data_key = self._kms_decrypt(stored.wrapped_data_key, stored.kms_key_arn, PURPOSE_DATA)
-        index_key = self._kms_decrypt(stored.wrapped_index_key, stored.kms_key_arn, PURPOSE_INDEX)
+        data_key = self._kms.decrypt(stored.wrapped_data_key, stored.kms_key_arn, PURPOSE_DATA)
+        index_key = self._kms.decrypt(stored.wrapped_index_key, stored.kms_key_arn, PURPOSE_INDEX)
         return self._remember(stored, data_key, index_key)
 
     def _remember(self, stored: StoredKeyring, data_key: bytes, index_key: bytes) -> _UnwrappedKeys:
@@ -197,8 +184,8 @@ class TenantKeyring:
         """Create the keyring under the default CMK. Returns (keyring, (data_key, index_key)) when this call
         created it, or (keyring, None) when another container won the race (its keys must be unwrapped)."""
         kms_key_arn = self._default_kms_key_arn
-        data_key, wrapped_data_key = self._generate_data_key(kms_key_arn, PURPOSE_DATA)
-        index_key, wrapped_index_key = self._generate_data_key(kms_key_arn, PURPOSE_INDEX)
+        data_key, wrapped_data_key = self._kms.generate_data_key(kms_key_arn, PURPOSE_DATA)
+        index_key, wrapped_index_key = self._kms.generate_data_key(kms_key_arn, PURPOSE_INDEX)
         now = _now_iso()
         stored = StoredKeyring(kms_key_arn=kms_key_arn, wrapped_data_key=wrapped_data_key,
                                wrapped_index_key=wrapped_index_key, version=1, created_at=now, updated_at=now)
@@ -207,62 +194,7 @@ class TenantKeyring:
         logger.info("tenant keyring created", extra={"tenant_id": self.tenant_id, "kms_key_arn": kms_key_arn})
         return stored, (data_key, index_key)
 
-    # ------------------------------------------------------------------ KMS calls (all error mapping here)
-    def _context(self, purpose: str) -> dict[str, str]:
-        return {"tenant": self.tenant_id, "purpose": purpose}
-
-    def _call_kms(self, operation: str, kms_key_arn: str, **kwargs: Any) -> dict:
-        self.kms_calls += 1
-        try:
-            return getattr(self._kms_client, operation)(**kwargs)
-        except ClientError as error:
-            code = error.response["Error"]["Code"]
-            reason = _KEY_UNAVAILABLE_REASONS.get(code)
-            if reason is None:
-                raise
-            logger.warning(
-                "tenant KMS key unavailable",
-                extra={"tenant_id": self.tenant_id, "kms_key_arn": kms_key_arn, "reason_code": code},
-            )
-            raise KeyUnavailable(
-                f"KMS key {kms_key_arn} cannot be used for tenant {self.tenant_id}: {reason} ({code}). "
-                "The tenant's data stays encrypted and nothing was deleted; restore access to the key and retry."
-            ) from None
-
-    def _kms_decrypt(self, wrapped: bytes, kms_key_arn: str, purpose: str) -> bytes:
-        response = self._call_kms(
-            "decrypt",
-            kms_key_arn,
-            CiphertextBlob=bytes(wrapped),
-            KeyId=kms_key_arn,
-            EncryptionContext=self._context(purpose),
-        )
-        return response["Plaintext"]
-
-    def _generate_data_key(self, kms_key_arn: str, purpose: str) -> tuple[bytes, bytes]:
-        response = self._call_kms(
-            "generate_data_key",
-            kms_key_arn,
-            KeyId=kms_key_arn,
-            KeySpec="AES_256",
-            EncryptionContext=self._context(purpose),
-        )
-        return response["Plaintext"], response["CiphertextBlob"]
-
-    def _re_encrypt(self, wrapped: bytes, source_arn: str, destination_arn: str, purpose: str) -> bytes:
-        # Errors name the source key: the destination was checked just before, so a failure here is
-        # almost always the current key (e.g. revoked before the switch).
-        response = self._call_kms(
-            "re_encrypt",
-            source_arn,
-            CiphertextBlob=bytes(wrapped),
-            SourceKeyId=source_arn,
-            SourceEncryptionContext=self._context(purpose),
-            DestinationKeyId=destination_arn,
-            DestinationEncryptionContext=self._context(purpose),
-        )
-        return response["CiphertextBlob"]
-
+    # ------------------------------------------------------------------ the new key's checks
     def _check_key_usable(self, kms_key_arn: str) -> None:
         """The key a tenant asks to switch to: a key that cannot be used is a problem with the request (422),
         not an outage of the key that protects the data (503)."""
@@ -274,7 +206,7 @@ class TenantKeyring:
                 "Nothing was changed.")) from None
 
     def _check_new_key(self, kms_key_arn: str) -> None:
-        metadata = self._call_kms("describe_key", kms_key_arn, KeyId=kms_key_arn)["KeyMetadata"]
+        metadata = self._kms.describe_key(kms_key_arn)
         state = metadata.get("KeyState")
         if state != "Enabled":
             raise KeyUnavailable(
@@ -285,13 +217,7 @@ class TenantKeyring:
         if usage != "ENCRYPT_DECRYPT" or metadata.get("KeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT":
             raise InvalidInput(f"KMS key {kms_key_arn} must be a symmetric encryption key (SYMMETRIC_DEFAULT)")
         # DescribeKey does not prove we may use the key (key policy / grants): a test Encrypt does.
-        self._call_kms(
-            "encrypt",
-            kms_key_arn,
-            KeyId=kms_key_arn,
-            Plaintext=b"profilevault key check",
-            EncryptionContext=self._context(PURPOSE_KEY_CHECK),
-        )
+        self._kms.encrypt_check(kms_key_arn)
 
 
 def _describe(stored: StoredKeyring) -> dict:

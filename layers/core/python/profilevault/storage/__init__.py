@@ -1,4 +1,5 @@
-"""Data access: the only package that knows table names, key shapes, item formats and boto3 calls.
+"""Data access: the only package that knows table names, key shapes, item formats and boto3 calls (DynamoDB, S3,
+KMS; the handlers' Powertools utilities and `jobs` sending to SQS aside).
 
 Each concern has a small repository, bound to its boto3 client, table names and tenant, built once per container in
 `profilevault.wiring` and carried in `Deps` (`deps.records.put_sealed(...)`). Logic above this package sees typed
@@ -14,6 +15,7 @@ objects (pydantic models, dataclasses), never `{"S": ...}`. Each module's docstr
   state          StateRepository       the sealed state of the last unification run (pointer + vault object)
   runs           RunRepository         runs, refreshes and purges (domain.runs.Run), status writes conditional
   keyring        KeyringRepository     the tenant keyring's control item (wrapped tenant keys)
+  kms            TenantKms             the tenant's KMS calls, refusals mapped to KeyUnavailable
   objects        (functions)           S3: landing drops, sealed rejection reports, state objects
   sealed         -                     SealedDocument / SealedRecord / Address / IndexRef, and their items
   dynamo         -                     item conversion (TypeSerializer), paged queries, batch writes and reads
