@@ -102,7 +102,8 @@ def cpu_pipeline(rows: int, repeat: int = 1) -> dict:
             if isinstance(mapped, RowRejection):
                 rejected += 1
                 continue
-            vault.seal_record(keyring, "bench", "crm", mapped.record_id, mapped.attributes, [], "ing_bench", "now")
+            vault.seal_record(keyring, "bench", "crm", mapped.record_id, mapped.attributes, [], "ing_bench", "now",
+                              mapped.row_number)
             stored += 1
         timings.append(time.process_time() - started)
     best, median = min(timings), statistics.median(timings)

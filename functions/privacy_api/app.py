@@ -118,6 +118,12 @@ def get_rejections(ingestion_id: str) -> dict:
     return {"items": catalog.ingestion_rejections(deps, ingestion_id)}
 
 
+@app.post("/v1/ingestions/<ingestion_id>/apply")
+def apply_snapshot(ingestion_id: str):
+    caller(*ADMINS)
+    return accepted(refresh.approve_snapshot(deps, ingestion_id))
+
+
 @app.get("/v1/tenant/key")
 def get_tenant_key() -> dict:
     caller(*KEY_READERS)

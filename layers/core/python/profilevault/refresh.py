@@ -2,43 +2,69 @@
 change ends in a unification run over what is left."""
 from profilevault import jobs
 from profilevault.domain.sources import check_source_name
-from profilevault.errors import NotFound
+from profilevault.errors import Conflict, NotFound
+from profilevault.ingestion import snapshots
 from profilevault.observability import logger
 from profilevault.profiles import runs
 from profilevault.storage import objects, profile_store, store
-from profilevault.wiring import Deps, profile_tables
+from profilevault.wiring import Deps, profile_tables, record_marks
 
 
 def queue_refresh(deps: Deps, trigger: str) -> dict:
     return jobs.queue_job(deps, "refresh", trigger)
 
 
-def apply_snapshots(deps: Deps) -> int:
-    """A source's latest completed full snapshot is complete: records it did not bring (and no later incremental
-    upsert brought) are deleted, keys and index entries with them."""
-    deleted = 0
+def apply_snapshots(deps: Deps) -> tuple[int, list[dict]]:
+    """A source's newest completed full snapshot is complete: records it did not bring (no later incremental
+    upsert brought, and none of its rejected rows named) are deleted, keys and index entries with them. A held
+    snapshot deletes nothing (see ingestion.snapshots). Returns the records deleted and the snapshots held."""
+    deleted, held = 0, []
+    marks = record_marks(deps)
     for source in store.list_sources(deps.dynamodb, deps.tables, deps.tenant):
-        # A "snapshot" whose every row was rejected is a broken export, not an empty source: it deletes nothing.
-        fulls = [i for i in store.list_ingestions(deps.dynamodb, deps.tables, deps.tenant, source["name"])
-                 if i.get("kind") == "full" and i.get("status") == "completed"
-                 and (i.get("rows_stored") or not i.get("rows_rejected"))]
+        fulls = list(snapshots.completed_snapshots(deps, source["name"]))
         if not fulls:
             continue
-        cutoff = fulls[0]["started_at"]  # newest first
-        stale = [token for token, stamp in store.record_stamps(deps.dynamodb, deps.tables, deps.tenant,
-                                                                source["name"]) if stamp < cutoff]
+        latest, older = fulls[0], fulls[1:]
+        if snapshots.state_of(deps, latest, older) == snapshots.HELD:
+            logger.warning("full snapshot held: nothing deleted until an admin applies it or a later snapshot "
+                           "supersedes it", extra={"ingestion_id": latest["id"], "reason": latest["snapshot_reason"]})
+            held.append(snapshots.summary(latest))
+            continue
+        cutoff = latest["started_at"]
+        stale = [token for token, stamp in marks.stamps(source["name"]) if stamp < cutoff]
         deleted += store.delete_records(deps.dynamodb, deps.tables, deps.tenant, source["name"], stale)
-    return deleted
+        snapshots.mark_applied(deps, latest, older)
+    return deleted, held
 
 
 def run_refresh(deps: Deps, run_id: str) -> dict:
     """Applies the snapshots, then a full unification run: the hourly reconciliation of whatever incremental runs
     may have missed."""
-    deleted = apply_snapshots(deps)
+    deleted, held = apply_snapshots(deps)
     run = runs.run_unification(deps, run_id, full=True)
     run["counts"]["records_deleted"] = deleted
+    run["counts"]["snapshots_held"] = len(held)
+    run["held_snapshots"] = held
     profile_store.put_run(deps.dynamodb, profile_tables(deps), deps.tenant, run)
     return run
+
+
+def approve_snapshot(deps: Deps, ingestion_id: str) -> dict:
+    """An admin applies a held snapshot: it is approved, and a refresh queued at once applies it (deleting what it
+    did not bring). Only a source's newest snapshot can be applied: a later one has superseded the others."""
+    ingestion = store.get_ingestion(deps.dynamodb, deps.tables, deps.tenant, ingestion_id)
+    if ingestion.get("kind") != "full" or ingestion.get("status") != "completed":
+        raise Conflict(f"ingestion {ingestion_id} is not a completed full snapshot")
+    newest = next(snapshots.completed_snapshots(deps, ingestion["source"]), None)
+    if newest is not None and newest["id"] != ingestion_id:
+        raise Conflict(f"a later snapshot ({newest['id']}) supersedes ingestion {ingestion_id}")
+    if ingestion.get("snapshot") not in (snapshots.HELD, snapshots.APPROVED):
+        raise Conflict(f"snapshot {ingestion_id} is not held (it is {ingestion.get('snapshot') or 'not reviewed'})")
+    store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, ingestion_id,
+                           {"snapshot": snapshots.APPROVED, "approved_at": deps.now()})
+    logger.info("held snapshot applied by an admin", extra={"ingestion_id": ingestion_id})
+    refresh = queue_refresh(deps, trigger=f"snapshot {ingestion_id} applied")
+    return {"ingestion_id": ingestion_id, "snapshot": snapshots.APPROVED, "refresh_id": refresh["id"]}
 
 
 def remove_source(deps: Deps, name: str) -> dict:

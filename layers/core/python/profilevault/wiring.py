@@ -8,6 +8,7 @@ from profilevault.config import Settings, get_settings
 from profilevault.keys.keyring import TenantKeyring
 from profilevault.storage import store
 from profilevault.storage.profile_store import ProfileTables
+from profilevault.storage.record_marks import RecordMarks
 
 
 def utc_now() -> str:
@@ -26,6 +27,7 @@ class Deps:
     profiles_table: str
     jobs_queue_url: str
     ingestion_batch_window_seconds: int = 5
+    min_snapshot_share: float = 0.5
     now: Callable[[], str] = field(default=utc_now)
 
 
@@ -42,7 +44,12 @@ def build_deps(settings: Settings | None = None, clients: AwsClients | None = No
                               default_kms_key_arn=settings.default_kms_key_arn,
                               cache_seconds=settings.data_key_cache_seconds),
         vault_bucket=settings.vault_bucket, profiles_table=settings.profiles_table,
-        jobs_queue_url=settings.jobs_queue_url, ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds)
+        jobs_queue_url=settings.jobs_queue_url, ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds,
+        min_snapshot_share=settings.min_snapshot_share)
+
+
+def record_marks(deps: Deps) -> RecordMarks:
+    return RecordMarks(deps.dynamodb, deps.tables.records, deps.tenant)
 
 
 def profile_tables(deps: Deps) -> ProfileTables:

@@ -5,14 +5,18 @@ from profilevault.api import cursors
 from profilevault.domain.sources import SourceSpec, check_source_name
 from profilevault.errors import NotFound
 from profilevault.ingestion import flow as ingestion_logic
+from profilevault.ingestion import snapshots
 from profilevault.keys import vault
 from profilevault.storage import store
 from profilevault.wiring import Deps
 
 # Ingestion fields the API shows; the wrapped report key stays inside.
 _INGESTION_FIELDS = ("id", "source", "file", "kind", "operation", "status", "reason", "last_error", "rows_read",
-                     "rows_stored", "rows_new", "rows_deleted", "rows_rejected", "warnings", "attempts",
-                     "started_at", "finished_at")
+                     "rows_stored", "rows_new", "rows_deleted", "rows_rejected", "records_kept", "warnings",
+                     "attempts", "snapshot", "snapshot_reason", "previous_rows", "superseded_by", "started_at",
+                     "finished_at", "approved_at", "applied_at")
+# Kept as JSON text in the ingestion item, shown as JSON.
+_INGESTION_LISTS = ("multi_row_rejections", "duplicate_key_rows")
 
 
 def register_source(deps: Deps, name: str, spec: SourceSpec) -> tuple[dict, bool]:
@@ -26,7 +30,8 @@ def describe_source(deps: Deps, name: str) -> dict:
     source = store.get_source(deps.dynamodb, deps.tables, deps.tenant, name)
     if source is None:
         raise NotFound(f"no source {name!r}")
-    return {**source, "record_count": store.count_records(deps.dynamodb, deps.tables, deps.tenant, name)}
+    return {**source, "record_count": store.count_records(deps.dynamodb, deps.tables, deps.tenant, name),
+            "held_snapshot": snapshots.waiting(deps, name)}
 
 
 def list_sources(deps: Deps) -> list[dict]:
@@ -47,6 +52,7 @@ def read_record(deps: Deps, source: str, record_id: str) -> dict:
 def show_ingestion(ingestion: dict) -> dict:
     shown = {k: ingestion[k] for k in _INGESTION_FIELDS if ingestion.get(k) is not None}
     shown["warning_reasons"] = json.loads(ingestion.get("warning_reasons") or "{}")
+    shown.update({name: json.loads(ingestion[name]) for name in _INGESTION_LISTS if ingestion.get(name)})
     shown["has_rejection_report"] = bool(ingestion.get("rejection_report"))
     return shown
 

@@ -50,13 +50,14 @@ def index_refs(keyring: TenantKeyring, attributes: dict[str, str]) -> list[str]:
 
 
 def seal_record(keyring: TenantKeyring, tenant: str, source: str, record_id: str, attributes: dict[str, str],
-                warnings: list[dict], ingestion_id: str, ingested_at: str) -> store.SealedRecord:
+                warnings: list[dict], ingestion_id: str, ingested_at: str, row_number: int) -> store.SealedRecord:
     token = record_token(keyring, source, record_id)
     item, key_item = seal_document(keyring, store.RECORDS, store.records_pk(tenant, source), store.record_sk(token),
                                    {"record_id": record_id, "attributes": attributes, "warnings": warnings})
     refs = index_refs(keyring, attributes)
     item["ingestion_id"] = {"S": ingestion_id}
     item["ingested_at"] = {"S": ingested_at}
+    item["row_number"] = {"N": str(row_number)}  # the row of the file that wrote it (storage.record_marks)
     if refs:
         item["index_refs"] = {"SS": refs}
     return store.SealedRecord(token=token, record_item=item, key_item=key_item, index_refs=refs)
