@@ -127,7 +127,8 @@ def mark_given_up(deps: Deps, obj: LandingObject) -> dict:
         return ingestion  # it finished after all (the message was given up after its last try succeeded)
     last_error = (ingestion.get("last_error") or "none recorded (a try ended before it could record one, "
                   "such as a timeout)").removesuffix("; will retry")
-    reason = f"given up after {ingestion.get('attempts', 0)} tries; last error: {last_error}"
+    reason = (f"given up after {ingestion.get('attempts', 0)} tries; last error: {last_error} "
+              "(upload the file again once the cause is fixed)")
     logger.error("ingestion given up by the ingest queue", extra={"ingestion_id": obj.ingestion_id,
                                                                   "attempts": ingestion.get("attempts", 0)})
     return _finish(deps, obj, {"status": "failed", "reason": reason})

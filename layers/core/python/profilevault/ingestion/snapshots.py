@@ -30,8 +30,9 @@ def review(snapshot: dict, previous: dict | None, min_share: float) -> str | Non
     if not stored:
         reasons.append("no rows")
     elif previous and stored < min_share * (previous.get("rows_stored") or 0):
-        reasons.append(f"{stored} row{'s' if stored != 1 else ''}, fewer than {min_share:.0%} of the {previous['rows_stored']} rows of the "
-                       f"previous snapshot ({previous['id']})")
+        rows = f"{stored} row{'s' if stored != 1 else ''}"
+        reasons.append(f"{rows}, fewer than {min_share:.0%} of the {previous['rows_stored']} rows of the previous "
+                       f"snapshot ({previous['id']})")
     return "; ".join(reasons) or None
 
 

@@ -466,8 +466,3 @@ def batch_write(ddb, table: str, puts: list[dict], deletes: list[dict]) -> None:
         else:
             raise RuntimeError(f"DynamoDB kept items of a batch unprocessed in {table}")
 
-
-def record_stamps(ddb, tables: Tables, tenant: str, source: str) -> list[tuple[str, str]]:
-    """(token, ingested_at) of every record of a source."""
-    items = query_prefix(ddb, tables.records, records_pk(tenant, source), "REC#", projection="sk, ingested_at")
-    return [(i["sk"]["S"][4:], i["ingested_at"]["S"]) for i in items]
