@@ -1,5 +1,6 @@
 """Full snapshots and refreshes through the real handlers: a broken export is held instead of deleting good records,
 an admin can apply it, and a later good snapshot supersedes it."""
+import json
 import logging
 
 import pytest
@@ -83,6 +84,14 @@ def test_the_hourly_schedule_holds_a_broken_snapshot_and_says_so(crm, caplog):
     assert [h["ingestion_id"] for h in run["held_snapshots"]] == [ingestion["id"]]
     assert any("snapshot held" in r.getMessage() and getattr(r, "ingestion_id", None) == ingestion["id"]
                for r in caplog.records if r.name == "profilevault" and "refresh" in r.pathname)
+
+
+def test_each_refresh_counts_the_snapshots_it_held_in_a_metric(crm, capsys):
+    crm.ingest("crm", "v2.csv", b"id,mail\n")
+    capsys.readouterr()
+    refresh(crm)
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"SnapshotsHeld"' in line]
+    assert [d["SnapshotsHeld"] for d in documents] == [[1.0]]
 
 
 def test_the_source_shows_its_held_snapshot_and_why(crm):

@@ -1,10 +1,10 @@
 """Keeping profiles current: full snapshots replace what came before, removed sources are purged, and every
 change ends in a unification run over what is left."""
-from profilevault import jobs
+from profilevault import jobs, observability
 from profilevault.domain.sources import check_source_name
 from profilevault.errors import Conflict, NotFound
 from profilevault.ingestion import snapshots
-from profilevault.observability import logger
+from profilevault.observability import capture_method, logger
 from profilevault.profiles import runs
 from profilevault.storage import objects, profile_store, store
 from profilevault.wiring import Deps, profile_tables, record_marks
@@ -37,6 +37,7 @@ def apply_snapshots(deps: Deps) -> tuple[int, list[dict]]:
     return deleted, held
 
 
+@capture_method
 def run_refresh(deps: Deps, run_id: str) -> dict:
     """Applies the snapshots, then a full unification run: the hourly reconciliation of whatever incremental runs
     may have missed."""
@@ -45,6 +46,7 @@ def run_refresh(deps: Deps, run_id: str) -> dict:
     run["counts"]["records_deleted"] = deleted
     run["counts"]["snapshots_held"] = len(held)
     run["held_snapshots"] = held
+    observability.snapshots_held(len(held))
     profile_store.put_run(deps.dynamodb, profile_tables(deps), deps.tenant, run)
     return run
 
@@ -76,6 +78,7 @@ def remove_source(deps: Deps, name: str) -> dict:
     return jobs.queue_job(deps, "purge_source", "source removed", source=name)
 
 
+@capture_method
 def purge_source(deps: Deps, name: str, run_id: str) -> dict:
     if store.get_source(deps.dynamodb, deps.tables, deps.tenant, name) is not None:
         logger.info("source registered again before its purge ran; records kept", extra={"run_id": run_id})
