@@ -312,12 +312,12 @@ def test_a_file_the_ingest_queue_gives_up_on_ends_failed_with_its_last_error(crm
 
 
 def test_a_try_that_fails_unexpectedly_logs_why_and_the_ingestion_says_so(crm, monkeypatch, caplog):
-    from profilevault.storage import store
+    from profilevault.storage.records import RecordRepository
 
     def broken(*args, **kwargs):
         raise RuntimeError("no such table")
 
-    monkeypatch.setattr(store, "write_records", broken)
+    monkeypatch.setattr(RecordRepository, "put_sealed", broken)
     crm.drop("crm", "customers.csv", crm_csv(3, bad_rows=False))
     with caplog.at_level(logging.ERROR):
         assert crm.deliver()["batchItemFailures"]
@@ -328,17 +328,17 @@ def test_a_try_that_fails_unexpectedly_logs_why_and_the_ingestion_says_so(crm, m
 
 
 def test_an_ingestion_shows_the_rows_read_so_far_while_the_file_is_read(crm, monkeypatch):
-    from profilevault.storage import store
+    from profilevault.storage.records import RecordRepository
 
     # Given a file of 1,200 rows (three write batches), and a look at the ingestion before each batch is written
-    seen, write_records = [], store.write_records
+    seen, put_sealed = [], RecordRepository.put_sealed
 
     def looking(*args, **kwargs):
         [ingestion] = ingestions(crm, "crm")
         seen.append((ingestion["status"], ingestion["rows_read"]))
-        return write_records(*args, **kwargs)
+        return put_sealed(*args, **kwargs)
 
-    monkeypatch.setattr(store, "write_records", looking)
+    monkeypatch.setattr(RecordRepository, "put_sealed", looking)
     crm.drop("crm", "customers.csv", crm_csv(1200, bad_rows=False))
     # When it is ingested
     crm.deliver()
@@ -372,18 +372,18 @@ def test_a_primary_key_repeated_in_a_later_write_batch_is_found_too(crm):
 
 
 def test_a_retried_file_does_not_take_its_own_first_try_for_duplicates(crm, monkeypatch):
-    from profilevault.storage import store
+    from profilevault.storage.records import RecordRepository
 
     # Given a file whose first try stops after writing its first batch
-    calls, write_records = [], store.write_records
+    calls, put_sealed = [], RecordRepository.put_sealed
 
     def failing_once(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("throttled")
-        return write_records(*args, **kwargs)
+        return put_sealed(*args, **kwargs)
 
-    monkeypatch.setattr(store, "write_records", failing_once)
+    monkeypatch.setattr(RecordRepository, "put_sealed", failing_once)
     crm.drop("crm", "customers.csv", crm_csv(1200, bad_rows=False))
     failed = deliver_failing(crm, crm.queue_messages())
     assert failed

@@ -180,3 +180,22 @@ def test_only_an_admin_applies_a_held_snapshot(crm):
     assert crm.api("POST", f"/v1/ingestions/{held['id']}/apply", role="analyst")[0] == 403
     assert crm.api("POST", "/v1/ingestions/ing_000000000000000000000000/apply")[0] == 404
     assert crm.api("GET", f"/v1/ingestions/{held['id']}")[1]["snapshot"] == "held"
+
+
+def test_the_api_document_shows_held_snapshots_and_the_rows_ingestions_name(stack):
+    _, spec, _ = stack.api("GET", "/v1/docs", role=None, query={"format": "json"})
+    schemas = spec["components"]["schemas"]
+
+    def body(path, method, status="200"):
+        ref = spec["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+        return schemas[ref.rsplit("/", 1)[-1]]["properties"]
+
+    assert "held_snapshot" in body("/v1/sources/{name}", "get")
+    assert {"snapshot", "snapshot_reason", "records_kept", "multi_row_rejections", "duplicate_key_rows"} <= set(
+        body("/v1/ingestions/{ingestion_id}", "get"))
+    assert {"ingestion_id", "snapshot", "refresh_id"} <= set(body("/v1/ingestions/{ingestion_id}/apply", "post",
+                                                                  "202"))
+    assert "held_snapshots" in body("/v1/refreshes/{refresh_id}", "get")
+    assert {"ingestion_id", "state", "reason", "apply_with"} <= set(schemas["HeldSnapshot"]["properties"])
+    assert "snapshots_held" in schemas["RunCounts"]["properties"]
+    assert "last_row_number" in schemas["Rejection"]["properties"]

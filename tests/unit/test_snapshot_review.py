@@ -1,10 +1,13 @@
-"""Whether a full snapshot is held (profilevault.ingestion.snapshots.decide): pure, over ingestion dicts."""
+"""Whether a full snapshot is held (profilevault.ingestion.snapshots.decide): pure, over ingestions."""
+from profilevault.domain.ingestions import Ingestion
 from profilevault.ingestion.snapshots import HELD, PENDING, decide
 
 
-def snapshot(n: int, stored: int, rejected: int = 0, state: str | None = PENDING) -> dict:
-    return {"id": f"ing_{n}", "started_at": f"2026-11-30T10:0{n}:00.000+00:00", "rows_stored": stored,
-            "rows_rejected": rejected, **({"snapshot": state} if state else {})}
+def snapshot(n: int, stored: int, rejected: int = 0, state: str | None = PENDING) -> Ingestion:
+    return Ingestion.model_validate({
+        "id": f"ing_{n}", "source": "crm", "file": f"sources/crm/full/v{n}.csv", "status": "completed",
+        "kind": "full", "operation": "upserts", "started_at": f"2026-11-30T10:0{n}:00.000+00:00",
+        "rows_stored": stored, "rows_rejected": rejected, "snapshot": state})
 
 
 def test_a_snapshot_is_compared_with_the_last_one_that_was_not_held():
