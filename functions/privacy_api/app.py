@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from profilevault import observability, refresh
 from profilevault.api import cursors, problems
 from profilevault.api.access import ADMINS, EVERYONE, KEY_READERS, RULE_READERS, Role, require, role_from_claims
-from profilevault.domain.ingestions import IngestionPage, IngestionView
+from profilevault.domain.ingestions import IngestionPage, IngestionView, SnapshotApproval
 from profilevault.domain.runs import Run, RunPage
+from profilevault.domain.shown import Shown
 from profilevault.domain.sources import Source, SourceSpec
 from profilevault.errors import InvalidInput, KeyUnavailable, ProfileVaultError
 from profilevault.ingestion import catalog
@@ -65,10 +66,11 @@ class SourceList(BaseModel):
     items: list[Source]
 
 
-class Rejection(BaseModel):
+class Rejection(Shown):
     """A row that could not become a record: where it was, why, and what it held (admins only)."""
 
     row_number: int
+    last_row_number: int | None = None  # when the rejection took several rows (a stray quote swallows rows)
     reason: str
     raw: str
 
@@ -157,6 +159,16 @@ def get_ingestion(ingestion_id: str) -> IngestionView:
 def get_rejections(ingestion_id: str) -> RejectionList:
     caller(*ADMINS)
     return RejectionList.model_validate({"items": catalog.ingestion_rejections(deps, ingestion_id)})
+
+
+@app.post("/v1/ingestions/<ingestion_id>/apply", responses={
+    202: {"description": "Accepted: the held snapshot approved, and the refresh that applies it queued",
+          "content": {"application/json": {"model": SnapshotApproval}}}})
+def apply_snapshot(ingestion_id: str) -> Response[SnapshotApproval]:
+    """Applies a held full snapshot: the refresh queued with it deletes the records the snapshot did not bring."""
+    caller(*ADMINS)
+    return Response(status_code=202, content_type="application/json",
+                    body=refresh.approve_snapshot(deps, ingestion_id))
 
 
 @app.get("/v1/tenant/key")

@@ -41,6 +41,7 @@ class Deps:
     vault_bucket: str
     jobs_queue_url: str
     ingestion_batch_window_seconds: int = 5
+    min_snapshot_share: float = 0.5
     now: Callable[[], str] = field(default=utc_now)
 
 
@@ -66,4 +67,5 @@ def build_deps(settings: Settings | None = None, clients: AwsClients | None = No
         states=StateRepository(ddb, clients.s3, tables, settings.vault_bucket, tenant),
         runs=RunRepository(ddb, tables, tenant),
         s3=clients.s3, sqs=clients.sqs, vault_bucket=settings.vault_bucket, jobs_queue_url=settings.jobs_queue_url,
-        ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds)
+        ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds,
+        min_snapshot_share=settings.min_snapshot_share)

@@ -3,19 +3,22 @@ from pydantic import BaseModel
 
 from profilevault.api import cursors
 from profilevault.api.access import ERROR_DETAIL_READERS, FILE_NAME_READERS, Role
-from profilevault.domain.ingestions import Ingestion, IngestionPage, IngestionView
+from profilevault.domain.ingestions import LAST_ERROR_MARK, HeldSnapshot, Ingestion, IngestionPage, IngestionView
 from profilevault.domain.sources import Source, SourceSpec, check_source_name
 from profilevault.errors import NotFound
 from profilevault.ingestion import flow as ingestion_logic
+from profilevault.ingestion import snapshots
 from profilevault.keys import vault
 from profilevault.observability import capture_method
 from profilevault.wiring import Deps
 
 
 class SourceView(Source):
-    """A registered source with the number of records stored for it."""
+    """A registered source with the number of records stored for it, and its newest full snapshot while that is
+    held (or approved and not yet applied): it deletes nothing until an admin applies it."""
 
     record_count: int
+    held_snapshot: HeldSnapshot | None = None
 
 
 class RecordView(BaseModel):
@@ -40,7 +43,8 @@ def describe_source(deps: Deps, name: str) -> SourceView:
     source = deps.sources.get(name)
     if source is None:
         raise NotFound(f"no source {name!r}")
-    return SourceView(**source.model_dump(), record_count=deps.records.count(name))
+    return SourceView(**source.model_dump(), record_count=deps.records.count(name),
+                      held_snapshot=snapshots.waiting(deps, name))
 
 
 def list_sources(deps: Deps) -> list[Source]:
@@ -64,14 +68,17 @@ _RETRY_PENDING = "a temporary error stopped this file; it will be retried"
 
 
 def show_ingestion(ingestion: Ingestion, role: Role) -> IngestionView:
-    """The ingestion as `role` may see it: the file name only for FILE_NAME_READERS, why a retry is pending in full
-    only for ERROR_DETAIL_READERS (others learn that one is)."""
+    """The ingestion as `role` may see it: the file name only for FILE_NAME_READERS; why a retry is pending, or the
+    last error of a file the queue gave up on, only for ERROR_DETAIL_READERS (others learn that there is one)."""
     view = IngestionView.of(ingestion)
     hidden: dict = {}
     if role not in FILE_NAME_READERS:
         hidden["file"] = None
-    if role not in ERROR_DETAIL_READERS and view.last_error is not None:
-        hidden["last_error"] = _RETRY_PENDING
+    if role not in ERROR_DETAIL_READERS:
+        if view.last_error is not None:
+            hidden["last_error"] = _RETRY_PENDING
+        if view.reason and LAST_ERROR_MARK in view.reason:
+            hidden["reason"] = view.reason.split(LAST_ERROR_MARK)[0] + " (an admin sees the last error)"
     return view.model_copy(update=hidden)
 
 
