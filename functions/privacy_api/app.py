@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from profilevault import refresh
 from profilevault.api import problems
 from profilevault.api.access import ADMINS, EVERYONE, KEY_READERS, RULE_READERS, Role, require, role_from_claims
+from profilevault.audit.trail import Actor
 from profilevault.domain.sources import SourceSpec
-from profilevault.errors import InvalidInput, ProfileVaultError
+from profilevault.errors import Forbidden, InvalidInput, ProfileVaultError
 from profilevault.ingestion import catalog
 from profilevault.observability import logger, metrics, tracer
 from profilevault.profiles import rulesets, runs, views
@@ -60,6 +61,15 @@ def caller(*allowed: Role) -> Role:
     role = role_from_claims(app.current_event.request_context.authorizer.jwt_claim or {}, deps.tenant)
     require(role, set(allowed) if allowed else EVERYONE)
     return role
+
+
+def current_actor(*allowed: Role) -> Actor:
+    """The caller as the audit trail names it (the token's `sub` and role), after the same role check as caller()."""
+    role = caller(*allowed)
+    sub = (app.current_event.request_context.authorizer.jwt_claim or {}).get("sub")
+    if not sub:
+        raise Forbidden("the token names no subject (claim sub)")
+    return Actor(sub=str(sub), role=role.value)
 
 
 @app.get("/v1/health")
