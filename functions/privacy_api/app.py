@@ -12,11 +12,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from profilevault import refresh
 from profilevault.api import problems
-from profilevault.api.access import ADMINS, EVERYONE, KEY_READERS, RULE_READERS, Role, require, role_from_claims
+from profilevault.api.access import (
+    ADMINS,
+    AUDIT_READERS,
+    EVERYONE,
+    KEY_READERS,
+    RULE_READERS,
+    Role,
+    require,
+    role_from_claims,
+)
+from profilevault.audit import listing, verification
 from profilevault.audit.trail import Actor
 from profilevault.domain.sources import SourceSpec
 from profilevault.errors import Forbidden, InvalidInput, ProfileVaultError
 from profilevault.ingestion import catalog
+from profilevault.keys import tenant_key
 from profilevault.observability import logger, metrics, tracer
 from profilevault.profiles import rulesets, runs, views
 from profilevault.unification.rules import RuleSet
@@ -79,8 +90,7 @@ def health() -> dict:
 
 @app.put("/v1/sources/<name>")
 def put_source(name: str, spec: Annotated[SourceSpec, Body()]):
-    caller(*ADMINS)
-    source, created = catalog.register_source(deps, name, spec)
+    source, created = catalog.register_source(deps, name, spec, current_actor(*ADMINS))
     return Response(status_code=201 if created else 200, content_type="application/json", body=source)
 
 
@@ -98,14 +108,12 @@ def get_source(name: str) -> dict:
 
 @app.get("/v1/sources/<name>/records/<record_id>")
 def get_record(name: str, record_id: str) -> dict:
-    caller(*ADMINS)
-    return catalog.read_record(deps, name, record_id)
+    return catalog.read_record(deps, name, record_id, current_actor(*ADMINS))
 
 
 @app.delete("/v1/sources/<name>")
 def delete_source(name: str):
-    caller(*ADMINS)
-    return accepted(refresh.remove_source(deps, name))
+    return accepted(refresh.remove_source(deps, name, current_actor(*ADMINS)))
 
 
 @app.get("/v1/ingestions")
@@ -124,8 +132,7 @@ def get_ingestion(ingestion_id: str) -> dict:
 
 @app.get("/v1/ingestions/<ingestion_id>/rejections")
 def get_rejections(ingestion_id: str) -> dict:
-    caller(*ADMINS)
-    return {"items": catalog.ingestion_rejections(deps, ingestion_id)}
+    return {"items": catalog.ingestion_rejections(deps, ingestion_id, current_actor(*ADMINS))}
 
 
 @app.get("/v1/tenant/key")
@@ -136,14 +143,12 @@ def get_tenant_key() -> dict:
 
 @app.put("/v1/tenant/key")
 def put_tenant_key(change: Annotated[TenantKeyChange, Body()]) -> dict:
-    caller(*ADMINS)
-    return deps.keyring.use_kms_key(change.kms_key_arn)
+    return tenant_key.use_kms_key(deps, change.kms_key_arn, current_actor(*ADMINS))
 
 
 @app.put("/v1/unification/rules")
 def put_rules(ruleset: Annotated[RuleSet, Body()]) -> dict:
-    caller(*ADMINS)
-    return rulesets.put_ruleset(deps, ruleset)
+    return rulesets.put_ruleset(deps, ruleset, current_actor(*ADMINS))
 
 
 @app.get("/v1/unification/rules")
@@ -154,8 +159,7 @@ def get_rules() -> dict:
 
 @app.post("/v1/unification/runs")
 def post_run():
-    caller(*ADMINS)
-    return accepted(runs.queue_run(deps, trigger="api"))
+    return accepted(runs.queue_run(deps, trigger="api", actor=current_actor(*ADMINS)))
 
 
 @app.get("/v1/unification/runs/<run_id>")
@@ -173,8 +177,7 @@ def get_suggestions(limit: Annotated[int, Query(ge=1, le=500)] = 100,
 
 @app.post("/v1/refreshes")
 def post_refresh():
-    caller(*ADMINS)
-    return accepted(refresh.queue_refresh(deps, trigger="api"))
+    return accepted(refresh.queue_refresh(deps, trigger="api", actor=current_actor(*ADMINS)))
 
 
 @app.get("/v1/refreshes/<refresh_id>")
@@ -186,22 +189,40 @@ def get_refresh(refresh_id: str) -> dict:
 @app.get("/v1/profiles")
 def get_profiles(limit: Annotated[int, Query(ge=1, le=500)] = 100,
                  cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
-    return views.list_profiles(deps, caller(), limit, cursor)
+    return views.list_profiles(deps, current_actor(), limit, cursor)
 
 
 @app.post("/v1/profiles/search")
 def search_profiles(search: Annotated[ProfileSearch, Body()]) -> dict:
-    return views.search_profiles(deps, caller(), search.query())
+    return views.search_profiles(deps, current_actor(), search.query())
 
 
 @app.get("/v1/profiles/<profile_id>")
 def get_profile(profile_id: str) -> dict:
-    return views.get_profile(deps, caller(), profile_id)
+    return views.get_profile(deps, current_actor(), profile_id)
 
 
 @app.get("/v1/profiles/<profile_id>/explain")
 def explain_profile(profile_id: str) -> dict:
-    return views.explain_profile(deps, caller(), profile_id)
+    return views.explain_profile(deps, current_actor(), profile_id)
+
+
+@app.get("/v1/audit")
+def get_audit(start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+              end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+              action: Annotated[str | None, Query(max_length=80)] = None,
+              request_id: Annotated[str | None, Query(max_length=64)] = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 100,
+              cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+    caller(*AUDIT_READERS)
+    return listing.list_entries(deps, start=start, end=end, action=action, request_id=request_id, limit=limit,
+                                cursor=cursor)
+
+
+@app.get("/v1/audit/verify")
+def verify_audit() -> dict:
+    caller(*AUDIT_READERS)
+    return verification.verify(deps)
 
 
 @app.exception_handler(ProfileVaultError)
