@@ -217,6 +217,12 @@ def test_appends_after_a_broken_entry_do_not_mend_it(stack):
 
 # ------------------------------------------------------------------ anchors
 
+def test_the_anchor_schedule_sends_the_sample_event(stack):
+    [schedule] = [s for s in stack.deployed.schedules if s.logical_id == "RefreshFunctionAuditAnchor"]
+    assert schedule.input == sample_event("audit_anchor_schedule.json")
+    assert schedule.expression == "rate(1 hour)"
+
+
 def test_the_schedule_anchors_the_head_in_a_write_once_object(stack):
     register_sources(stack, 3)
     head = entries(stack)[0]
