@@ -3,11 +3,11 @@ role, explainable, searchable through blind indexes, undone when a source is rem
 import json
 
 import pytest
-from conftest import lambda_context, sample_event
 
 from profilevault.profiles import state as unification_state
 from profilevault.storage import store
 from profilevault.storage.store import _delete_unless_rewritten
+from tests.helpers import lambda_context, sample_event
 
 CRM = "id,mail,given,family,born,tel\n" + "".join([
     "c1,anna.berg@example.org,Anna,Berg,1985-03-02,+4930111111\n",
@@ -223,14 +223,18 @@ def test_a_run_that_keeps_failing_says_so_before_its_job_goes_to_the_dead_letter
     load(stack, shop=False)
     stack.kms.disable_key(KeyId=stack.tenant_key_arn)
     run = stack.api("POST", "/v1/unification/runs")[1]
-    messages = stack.queue_messages("JobsQueue", max_messages=1)
     for receive in (1, 2, 3):
-        message = {**messages[0], "Attributes": {**messages[0]["Attributes"],
-                                                 "ApproximateReceiveCount": str(receive)}}
+        [message] = stack.queue_messages("JobsQueue", max_messages=1)
+        assert message["Attributes"]["ApproximateReceiveCount"] == str(receive)
         assert stack.deliver([message], "JobsQueue", "RefreshFunction")["batchItemFailures"]
         status = stack.api("GET", f"/v1/unification/runs/{run['id']}")[1]["status"]
         assert status == ("failed" if receive == 3 else "running")
+        stack.make_visible([message], "JobsQueue")  # the visibility timeout passes: SQS offers it again
     assert "KeyUnavailable" in stack.api("GET", f"/v1/unification/runs/{run['id']}")[1]["reason"]
+    # The queue's redrive policy (maxReceiveCount 3) moves it to the dead-letter queue instead of a fourth try
+    assert stack.queue_messages("JobsQueue") == []
+    [dead] = stack.queue_messages("JobsDeadLetterQueue")
+    assert run["id"] in dead["Body"]
 
 
 def test_removing_a_source_erases_its_rejection_reports(stack):
