@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from moto import mock_aws
+from moto.core.config import default_user_config
 
 from tests.helpers import AWS_TEST_ENV, FUNCTIONS, Stack, TemplateDeployment
 
@@ -38,8 +39,10 @@ def stack(template_deployment, monkeypatch, request) -> Stack:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     # The harness empties the queues before every test; SQS (and moto) allow one purge a minute.
     monkeypatch.setenv("MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR", "false")
-    mock = mock_aws()
-    mock.start(reset=False)  # keep the session's deployment (a mock started elsewhere may still reset it)
+    # Keep the session's deployment (a mock started elsewhere may still reset it) and boto3's default session, whose
+    # loader has already parsed the service models every new handler's clients need.
+    mock = mock_aws(config={"core": {**default_user_config["core"], "reset_boto3_session": False}})
+    mock.start(reset=False)
     try:
         deployed = template_deployment.fresh()
         env = {}
