@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 from moto.core.config import default_user_config
 
-from tests.helpers import AWS_TEST_ENV, FUNCTIONS, Stack, TemplateDeployment
+from tests.helpers import AWS_TEST_ENV, Stack, TemplateDeployment
 
 
 @pytest.fixture
@@ -56,10 +56,8 @@ def stack(template_deployment, monkeypatch, request) -> Stack:
         monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
         monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ProfileVaultTest")
         get_settings.cache_clear()
-        functions = {}
-        for logical_id in FUNCTIONS:
-            spec = deployed.functions[logical_id]
-            functions[logical_id] = LocalFunction(spec, load_handler(spec.code_dir, spec.handler))
+        functions = {logical_id: LocalFunction(spec, load_handler(spec.code_dir, spec.handler))
+                     for logical_id, spec in deployed.functions.items()}  # every function of the template
         yield Stack(deployed=deployed, env=env, handlers={lid: fn.handler for lid, fn in functions.items()},
                     s3=template_deployment.client("s3"), sqs=template_deployment.client("sqs"),
                     dynamodb=template_deployment.client("dynamodb"), kms=template_deployment.client("kms"),

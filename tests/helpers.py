@@ -17,7 +17,6 @@ REGION = "eu-central-1"
 ACCOUNT_ID = "123456789012"
 AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
                 "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
-FUNCTIONS = ("IngestFunction", "PrivacyApiFunction", "RefreshFunction")
 
 
 def lambda_context(name: str, timeout_seconds: int = 300) -> runtime.LambdaContext:
