@@ -29,7 +29,7 @@ def template_deployment() -> TemplateDeployment:
 
 @pytest.fixture
 def stack(template_deployment, monkeypatch, request) -> Stack:
-    """template.yaml deployed in moto, emptied, with the real ingest, API and refresh handlers loaded.
+    """template.yaml deployed in moto, emptied, with every function's real handler loaded.
     `@pytest.mark.handler_env(NAME="value")` overrides what the template gives the functions."""
     from profilevault.config import get_settings
     from profilevault_local.runtime import LocalFunction, load_handler

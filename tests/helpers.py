@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
+import requests
 from botocore.exceptions import ClientError
 
 from profilevault_local import runtime
@@ -15,6 +16,7 @@ from profilevault_local.stack import DeployedStack, QueueMapping
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "eu-central-1"
 ACCOUNT_ID = "123456789012"
+MOTO_RESET_URL = "http://motoapi.amazonaws.com/moto-api/reset"
 AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
                 "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
 
@@ -169,7 +171,8 @@ class TemplateDeployment:
 
     moto's data lives in module-level backends, so it survives between tests while no other mock resets it. A test
     elsewhere that starts its own `mock_aws()` resets every backend; `fresh()` notices (the stack's ID is gone) and
-    deploys again."""
+    deploys again. It also deploys again, after resetting moto, when a test left objects that Object Lock keeps (the
+    audit anchors are write-once in COMPLIANCE mode, in moto as in AWS)."""
 
     def __init__(self) -> None:
         self.deployed: DeployedStack | None = None
@@ -185,10 +188,11 @@ class TemplateDeployment:
 
     def fresh(self) -> DeployedStack:
         """The deployed template with every table, bucket and queue empty and its KMS keys enabled."""
-        if not self._still_deployed():
-            self._deploy()
-        else:
-            self._empty()
+        if self._still_deployed():
+            if self._empty():
+                return self.deployed
+            requests.post(MOTO_RESET_URL, timeout=30).raise_for_status()  # moto's documented reset of all data
+        self._deploy()
         return self.deployed
 
     def _still_deployed(self) -> bool:
@@ -201,10 +205,12 @@ class TemplateDeployment:
         return stacks[0]["StackId"] == self._stack_id
 
     def _deploy(self) -> None:
+        from profilevault_local.ddb_atomic import make_conditional_writes_atomic
         from profilevault_local.kms_state import enforce_kms_key_state
         from profilevault_local.stack import deploy
 
         enforce_kms_key_state()
+        make_conditional_writes_atomic()
         self.deployed = deploy(ROOT / "template.yaml", REGION)
         [described] = self.client("cloudformation").describe_stacks(StackName=self.deployed.stack_name)["Stacks"]
         self._stack_id = described["StackId"]
@@ -215,7 +221,8 @@ class TemplateDeployment:
             self._table_keys[table] = [k["AttributeName"] for k in schema]
         self._empty()  # the S3 test event the bucket notification sent
 
-    def _empty(self) -> None:
+    def _empty(self) -> bool:
+        """Empties what tests write; False if a bucket keeps objects its Object Lock protects."""
         kms = self.client("kms")
         for key_id in self._key_ids:
             # (DescribeKey would tell the state, but moto's fails on a key CloudFormation created with a policy.)
@@ -226,10 +233,10 @@ class TemplateDeployment:
             kms.enable_key(KeyId=key_id)
         for table, key_names in self._table_keys.items():
             _empty_table(self.client("dynamodb"), table, key_names)
-        for bucket in self.deployed.buckets.values():
-            _empty_bucket(self.client("s3"), bucket)
+        emptied = all([_empty_bucket(self.client("s3"), bucket) for bucket in self.deployed.buckets.values()])
         for url in self.deployed.queues.values():
             self.client("sqs").purge_queue(QueueUrl=url)  # the stack fixture turns off moto's once-a-minute purge limit
+        return emptied
 
 
 def _empty_table(dynamodb, table: str, key_names: list[str]) -> None:
@@ -243,9 +250,14 @@ def _empty_table(dynamodb, table: str, key_names: list[str]) -> None:
             requests = dynamodb.batch_write_item(RequestItems=requests).get("UnprocessedItems")
 
 
-def _empty_bucket(s3, bucket: str) -> None:
+def _empty_bucket(s3, bucket: str) -> bool:
+    """Deletes every version of every object (GOVERNANCE retention bypassed); False if some stay locked."""
+    emptied = True
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
         objects = [{"Key": v["Key"], "VersionId": v["VersionId"]}
                    for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
         if objects:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+            answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True},
+                                       BypassGovernanceRetention=True)
+            emptied = emptied and not answer.get("Errors")
+    return emptied
