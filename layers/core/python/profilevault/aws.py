@@ -14,6 +14,8 @@ class AwsClients:
     s3: Any
     kms: Any
     sqs: Any
+    stepfunctions: Any
+    events: Any
 
 
 def make_clients() -> AwsClients:
@@ -23,4 +25,6 @@ def make_clients() -> AwsClients:
         s3=boto3.client("s3", config=_CONFIG),
         kms=boto3.client("kms", config=_CONFIG),
         sqs=boto3.client("sqs", config=_CONFIG),
+        stepfunctions=boto3.client("stepfunctions", config=_CONFIG),
+        events=boto3.client("events", config=_CONFIG),
     )

@@ -8,7 +8,9 @@ from profilevault.config import Settings, get_settings
 from profilevault.keys.keyring import TenantKeyring
 from profilevault.storage import store
 from profilevault.storage.audit import AnchorStore, AuditRepository
+from profilevault.storage.erasures import ErasureExecutions, ErasureWorkRepository, OriginNotices
 from profilevault.storage.profile_store import ProfileTables
+from profilevault.storage.suppressions import SuppressionRepository
 
 
 def utc_now() -> str:
@@ -28,6 +30,12 @@ class Deps:
     jobs_queue_url: str
     audit: AuditRepository
     anchors: AnchorStore
+    suppressions: SuppressionRepository
+    erasure_work: ErasureWorkRepository
+    erasure_executions: ErasureExecutions
+    origin_notices: OriginNotices
+    landing_bucket: str
+    landing_retention_days: int
     ingestion_batch_window_seconds: int = 5
     now: Callable[[], str] = field(default=utc_now)
 
@@ -35,19 +43,25 @@ class Deps:
 def build_deps(settings: Settings | None = None, clients: AwsClients | None = None) -> Deps:
     settings = settings or get_settings()
     clients = clients or make_clients()
+    keyring = TenantKeyring(tenant_id=settings.tenant_id, kms=clients.kms, dynamodb=clients.dynamodb,
+                            control_table=settings.control_table, default_kms_key_arn=settings.default_kms_key_arn,
+                            cache_seconds=settings.data_key_cache_seconds)
     return Deps(
         s3=clients.s3, dynamodb=clients.dynamodb, sqs=clients.sqs,
         tables=store.Tables(control=settings.control_table, records=settings.records_table,
                             keys=settings.keys_table, index=settings.index_table),
         tenant=settings.tenant_id,
-        keyring=TenantKeyring(tenant_id=settings.tenant_id, kms=clients.kms, dynamodb=clients.dynamodb,
-                              control_table=settings.control_table,
-                              default_kms_key_arn=settings.default_kms_key_arn,
-                              cache_seconds=settings.data_key_cache_seconds),
+        keyring=keyring,
         vault_bucket=settings.vault_bucket, profiles_table=settings.profiles_table,
         jobs_queue_url=settings.jobs_queue_url,
         audit=AuditRepository(clients.dynamodb, settings.audit_table, settings.tenant_id),
         anchors=AnchorStore(clients.s3, settings.audit_anchor_bucket),
+        suppressions=SuppressionRepository(clients.dynamodb, settings.control_table, settings.tenant_id),
+        erasure_work=ErasureWorkRepository(clients.dynamodb, settings.control_table, settings.keys_table,
+                                           settings.tenant_id, keyring),
+        erasure_executions=ErasureExecutions(clients.stepfunctions, settings.erasure_state_machine_arn),
+        origin_notices=OriginNotices(clients.events, settings.erasure_event_bus, settings.tenant_id),
+        landing_bucket=settings.landing_bucket, landing_retention_days=settings.landing_retention_days,
         ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds)
 
 

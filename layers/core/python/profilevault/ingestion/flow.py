@@ -17,6 +17,7 @@ from profilevault.ingestion.readers import RowRejection, check_encoding, encodin
 from profilevault.keys import crypto, vault
 from profilevault.keys.keyring import TenantKeyring
 from profilevault.observability import logger
+from profilevault.privacy import suppression
 from profilevault.profiles import runs
 from profilevault.storage import objects, store
 from profilevault.wiring import Deps
@@ -140,7 +141,13 @@ def _ingest(deps: Deps, obj: LandingObject) -> dict:
             sealed = [vault.seal_record(deps.keyring, deps.tenant, drop.source, m.record_id, m.attributes,
                                         [{"attribute": w.attribute, "reason": w.reason} for w in m.warnings],
                                         obj.ingestion_id, stamp) for m in batch]
-            counts["rows_new"] += store.write_records(deps.dynamodb, deps.tables, deps.tenant, drop.source, sealed)
+            # Rows of erased people stay out (privacy.suppression): one batched look-up per write batch.
+            screened = suppression.screen(deps, drop.source, sealed)
+            counts["rows_new"] += store.write_records(deps.dynamodb, deps.tables, deps.tenant, drop.source,
+                                                      screened.kept)
+            refused = screened.suppressed + suppression.recheck(deps, screened)
+            counts["rows_suppressed"] += refused
+            counts["rows_stored"] -= refused
         counts["rows_stored"] += len(batch)
         batch.clear()
 
@@ -163,7 +170,8 @@ def _ingest(deps: Deps, obj: LandingObject) -> dict:
         flush()
     result = {"source": drop.source, "kind": drop.kind, "operation": drop.operation,
               "rows_read": counts["rows_read"], "rows_stored": counts["rows_stored"],
-              "rows_rejected": report.count, "warnings": sum(warning_reasons.values()),
+              "rows_rejected": report.count, "rows_suppressed": counts["rows_suppressed"],
+              "warnings": sum(warning_reasons.values()),
               "warning_reasons": json.dumps(dict(warning_reasons), sort_keys=True)}
     if drop.operation == "deletes":
         result["rows_deleted"] = counts["rows_deleted"]
