@@ -25,6 +25,8 @@ class Deps:
     vault_bucket: str
     profiles_table: str
     jobs_queue_url: str
+    requests_queue_url: str
+    exports_bucket: str
     ingestion_batch_window_seconds: int = 5
     now: Callable[[], str] = field(default=utc_now)
 
@@ -42,7 +44,8 @@ def build_deps(settings: Settings | None = None, clients: AwsClients | None = No
                               default_kms_key_arn=settings.default_kms_key_arn,
                               cache_seconds=settings.data_key_cache_seconds),
         vault_bucket=settings.vault_bucket, profiles_table=settings.profiles_table,
-        jobs_queue_url=settings.jobs_queue_url, ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds)
+        jobs_queue_url=settings.jobs_queue_url, requests_queue_url=settings.requests_queue_url,
+        exports_bucket=settings.exports_bucket, ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds)
 
 
 def profile_tables(deps: Deps) -> ProfileTables:
