@@ -296,6 +296,7 @@ def _references(value: Any) -> set[str]:
 class _GapPlan:
     bucket_configs: dict[str, dict] = field(default_factory=dict)  # bucket logical id -> deferred properties
     queue_policies: list[dict] = field(default_factory=list)
+    bucket_policies: list[dict] = field(default_factory=list)
     state_machines: dict[str, dict] = field(default_factory=dict)  # logical id -> {name, properties}
     http_apis: dict[str, dict] = field(default_factory=dict)  # logical id -> deferred OpenAPI body
     table_ttls: dict[str, dict] = field(default_factory=dict)  # table logical id -> TimeToLiveSpecification
@@ -303,7 +304,7 @@ class _GapPlan:
 
 def _plan_gaps(template: dict, stack_name: str, resolve: _Resolver) -> _GapPlan:
     """Take out of the template what moto's CloudFormation ignores (bucket notifications, lifecycle rules,
-    versioning and Object Lock, table TTLs, queue policies) or cannot create, keeping what is needed to
+    versioning and Object Lock, table TTLs, queue and bucket policies) or cannot create, keeping what is needed to
     create it another way once the stack exists."""
     resources = template["Resources"]
     plan = _GapPlan()
@@ -320,6 +321,9 @@ def _plan_gaps(template: dict, stack_name: str, resolve: _Resolver) -> _GapPlan:
             plan.table_ttls[logical_id] = resolve.defer(props.pop("TimeToLiveSpecification"))
         elif rtype == "AWS::SQS::QueuePolicy":
             plan.queue_policies.append(resolve.defer(props))
+            removed.add(logical_id)
+        elif rtype == "AWS::S3::BucketPolicy":
+            plan.bucket_policies.append(resolve.defer(props))
             removed.add(logical_id)
         elif rtype.startswith("AWS::ApiGatewayV2::"):
             if rtype == "AWS::ApiGatewayV2::Api":
@@ -437,6 +441,9 @@ def _fill_gaps(session, stack: DeployedStack, plan: _GapPlan, resolve: _Resolver
         props = resolve(props)
         for queue_url in props.get("Queues", []):
             sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+    for props in plan.bucket_policies:
+        props = resolve(props)
+        s3.put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
     if plan.state_machines:
         sfn = session.client("stepfunctions")
         for logical_id, sm in plan.state_machines.items():

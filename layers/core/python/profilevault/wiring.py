@@ -36,6 +36,8 @@ class Deps:
     origin_notices: OriginNotices
     landing_bucket: str
     landing_retention_days: int
+    requests_queue_url: str
+    exports_bucket: str
     ingestion_batch_window_seconds: int = 5
     now: Callable[[], str] = field(default=utc_now)
 
@@ -53,7 +55,8 @@ def build_deps(settings: Settings | None = None, clients: AwsClients | None = No
         tenant=settings.tenant_id,
         keyring=keyring,
         vault_bucket=settings.vault_bucket, profiles_table=settings.profiles_table,
-        jobs_queue_url=settings.jobs_queue_url,
+        jobs_queue_url=settings.jobs_queue_url, requests_queue_url=settings.requests_queue_url,
+        exports_bucket=settings.exports_bucket,
         audit=AuditRepository(clients.dynamodb, settings.audit_table, settings.tenant_id),
         anchors=AnchorStore(clients.s3, settings.audit_anchor_bucket),
         suppressions=SuppressionRepository(clients.dynamodb, settings.control_table, settings.tenant_id),

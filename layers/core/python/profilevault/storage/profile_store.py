@@ -67,16 +67,24 @@ def write_member_map(ddb, tables: ProfileTables, tenant: str, changed: dict[tupl
 
 
 def profile_ids_of_members(ddb, tables: ProfileTables, tenant: str, members: list[tuple[str, str]]) -> list[str]:
+    return sorted(set(profiles_of_members(ddb, tables, tenant, members).values()))
+
+
+def profiles_of_members(ddb, tables: ProfileTables, tenant: str,
+                        members: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(source, record token) -> profile id, for the given records that belong to a profile."""
     pk = members_pk(tenant)
-    found: list[str] = []
+    found: dict[tuple[str, str], str] = {}
     for start in range(0, len(members), store.BATCH_GET_MAX):
         keys = [{"pk": {"S": pk}, "sk": {"S": member_sk(s, t)}} for s, t in members[start:start + store.BATCH_GET_MAX]]
         request = {tables.profiles: {"Keys": keys}}
         while request:
             response = ddb.batch_get_item(RequestItems=request)
-            found += [i["profile_id"]["S"] for i in response["Responses"].get(tables.profiles, [])]
+            for item in response["Responses"].get(tables.profiles, []):
+                _, source, token = item["sk"]["S"].split("#", 2)
+                found[(source, token)] = item["profile_id"]["S"]
             request = response.get("UnprocessedKeys") or None
-    return sorted(set(found))
+    return found
 
 
 # ------------------------------------------------------------------ profiles
