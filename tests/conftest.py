@@ -161,7 +161,8 @@ def aws_env(monkeypatch):
     for key, value in AWS_TEST_ENV.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+    # Step Functions executes state machines for real (statemachines/*.asl.json), invoking the handlers in-process.
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         yield
 
 
@@ -171,7 +172,7 @@ def stack(aws_env, monkeypatch, request) -> Stack:
     `@pytest.mark.handler_env(NAME="value")` overrides what the template gives the functions."""
     from profilevault.config import get_settings
     from profilevault_local.kms_state import enforce_kms_key_state
-    from profilevault_local.runtime import load_handler
+    from profilevault_local.runtime import LocalFunction, install_invoke_hook, load_handler, uninstall_invoke_hook
     from profilevault_local.stack import deploy
 
     enforce_kms_key_state()
@@ -188,12 +189,16 @@ def stack(aws_env, monkeypatch, request) -> Stack:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ProfileVaultTest")
     get_settings.cache_clear()
     handlers = {}
-    for logical_id in ("IngestFunction", "PrivacyApiFunction", "RefreshFunction", "PrivacyWorkerFunction"):
+    for logical_id in ("IngestFunction", "PrivacyApiFunction", "RefreshFunction", "PrivacyWorkerFunction",
+                       "ErasureStepFunction"):
         spec = deployed.functions[logical_id]
         handlers[logical_id] = load_handler(spec.code_dir, spec.handler)
+    # What a state machine's tasks invoke runs in-process too (moto would start a Docker container).
+    install_invoke_hook([LocalFunction(deployed.functions[lid], h) for lid, h in handlers.items()])
     yield Stack(deployed=deployed, env=env, handlers=handlers, s3=boto3.client("s3", region_name=REGION),
                 sqs=boto3.client("sqs", region_name=REGION), dynamodb=boto3.client("dynamodb", region_name=REGION),
                 kms=boto3.client("kms", region_name=REGION))
+    uninstall_invoke_hook()
     get_settings.cache_clear()
     for name in [m for m in sys.modules if m.startswith("_pv_lambda_")]:
         del sys.modules[name]

@@ -18,6 +18,7 @@ from profilevault.domain.sources import SourceSpec
 from profilevault.errors import Forbidden, InvalidInput, ProfileVaultError
 from profilevault.ingestion import catalog
 from profilevault.observability import logger, metrics, tracer
+from profilevault.privacy import suppression
 from profilevault.profiles import rulesets, runs, views
 from profilevault.unification.rules import RuleSet
 from profilevault.wiring import build_deps
@@ -202,6 +203,20 @@ def get_profile(profile_id: str) -> dict:
 @app.get("/v1/profiles/<profile_id>/explain")
 def explain_profile(profile_id: str) -> dict:
     return views.explain_profile(deps, caller(), profile_id)
+
+
+@app.get("/v1/suppressions")
+def get_suppressions(limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                     cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+    """What erasures keep out of ingestion: blind values and the request that put each."""
+    caller(*ADMINS)
+    return suppression.list_suppressions(deps, limit, cursor)
+
+
+@app.delete("/v1/suppressions/<suppression_id>")
+def lift_suppression(suppression_id: str) -> dict:
+    """Lets that identifier or record in again (the organisation brings it back lawfully); audited."""
+    return suppression.lift(deps, current_actor(*ADMINS), suppression_id)
 
 
 @app.exception_handler(ProfileVaultError)

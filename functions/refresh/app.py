@@ -22,8 +22,13 @@ def run_job(record: SQSRecord) -> None:
         dispatch(job)
     except Exception as error:
         if int(record.attributes.approximate_receive_count) >= MAX_RECEIVES:
-            runs.mark_run_failed(deps, job["run_id"], f"{type(error).__name__} after {MAX_RECEIVES} tries")
+            reason = f"{type(error).__name__} after {MAX_RECEIVES} tries"
+            runs.mark_run_failed(deps, job["run_id"], reason)
+            if job.get("task_token"):  # an erasure waits for this run: it fails at its recompute step
+                deps.erasure_executions.fail(job["task_token"], "UnificationRunFailed", reason)
         raise
+    if job.get("task_token") and not deps.erasure_executions.succeed(job["task_token"], {"run_id": job["run_id"]}):
+        logger.warning("the erasure waiting for this run has ended", extra={"run_id": job["run_id"]})
 
 
 def dispatch(job: dict) -> None:

@@ -331,9 +331,7 @@ def _plan_gaps(template: dict, stack_name: str, resolve: _Resolver) -> _GapPlan:
             removed.add(logical_id)
             skipped_api.append(logical_id)
         elif rtype == "AWS::StepFunctions::StateMachine":
-            name = props.get("StateMachineName")
-            if not isinstance(name, str):
-                name = f"{stack_name}-{logical_id}"
+            name = _literal_name(props.get("StateMachineName"), stack_name) or f"{stack_name}-{logical_id}"
             plan.state_machines[logical_id] = {"name": name, "properties": resolve.defer(props)}
             removed.add(logical_id)
     for logical_id in removed:
@@ -350,6 +348,17 @@ def _plan_gaps(template: dict, stack_name: str, resolve: _Resolver) -> _GapPlan:
         log.warning("moto's CloudFormation has no API Gateway v2: skipped %s and %d resource(s) that refer to it; "
                     "the local HTTP adapter serves its routes", ", ".join(sorted(skipped_api)), len(dropped_dependents))
     return plan
+
+
+def _literal_name(value: Any, stack_name: str) -> str | None:
+    """A name given as a string, or as `!Sub` of the stack's name (`${AWS::StackName}-erasure`): known before the
+    stack exists, so references to the resource can be rewritten to it. None for anything else."""
+    if isinstance(value, str):
+        return value
+    text = value.get("Fn::Sub") if isinstance(value, dict) and len(value) == 1 else None
+    if isinstance(text, str) and set(re.findall(r"\$\{([^}]+)\}", text)) <= {"AWS::StackName"}:
+        return text.replace("${AWS::StackName}", stack_name)
+    return None
 
 
 def _defer_api_body(body: dict, resolve: _Resolver) -> dict:

@@ -12,8 +12,7 @@ from profilevault.wiring import Deps
 # Ingestion fields the API shows; the wrapped report key stays inside.
 _INGESTION_FIELDS = ("id", "source", "file", "kind", "operation", "status", "reason", "last_error", "rows_read",
                      "rows_stored", "rows_new", "rows_deleted", "rows_rejected", "rows_suppressed", "warnings",
-                     "attempts",
-                     "started_at", "finished_at")
+                     "attempts", "rejections_erased", "started_at", "finished_at")
 
 
 def register_source(deps: Deps, name: str, spec: SourceSpec) -> tuple[dict, bool]:

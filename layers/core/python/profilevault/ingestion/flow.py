@@ -6,7 +6,9 @@ import hashlib
 import json
 import re
 import tempfile
+import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -196,15 +198,12 @@ class RejectionReport:
     """Rejected rows with row number and reason, each line sealed under a report key wrapped by the tenant key.
     Spooled to disk past a few MB, so a file full of bad rows does not grow memory."""
 
-    def __init__(self, deps: Deps, ingestion_id: str):
+    def __init__(self, deps: Deps, ingestion_id: str, object_key: str | None = None):
         self.deps, self.ingestion_id = deps, ingestion_id
+        self.object_key = object_key or f"rejections/{ingestion_id}.jsonl"
         self.count = 0
         self._file = tempfile.SpooledTemporaryFile(max_size=8 << 20)
         self._key: bytes | None = None
-
-    @property
-    def object_key(self) -> str:
-        return f"rejections/{self.ingestion_id}.jsonl"
 
     def add(self, rejection: RowRejection) -> None:
         if self._key is None:
@@ -240,3 +239,24 @@ def read_rejection_report(s3, keyring: TenantKeyring, vault_bucket: str, ingesti
     body = objects.open_report(s3, vault_bucket, ingestion["rejection_report"])
     return [json.loads(crypto.open_sealed(key, base64.b64decode(line), line_aad(ingestion["id"], number)))
             for number, line in enumerate(body.iter_lines(), start=1) if line]
+
+
+def erase_rejected_lines(deps: Deps, ingestion: dict, is_theirs: Callable[[dict], bool]) -> int:
+    """Re-seals an ingestion's rejection report without the lines `is_theirs` picks (erasure): a new object under a
+    new key, then the ingestion names it, then the old object goes (its key was only in the ingestion item, now
+    replaced). A report left without lines is deleted. -> the number of lines removed."""
+    lines = read_rejection_report(deps.s3, deps.keyring, deps.vault_bucket, ingestion)
+    kept = [line for line in lines if not is_theirs(line)]
+    if len(kept) == len(lines):
+        return 0
+    changes: dict = {"rejections_erased": (ingestion.get("rejections_erased") or 0) + len(lines) - len(kept)}
+    if kept:
+        report = RejectionReport(deps, ingestion["id"], f"rejections/{ingestion['id']}-{uuid.uuid4().hex[:12]}.jsonl")
+        for line in kept:
+            report.add(RowRejection(line["row_number"], line["reason"], line["raw"]))
+        changes.update(report.save())
+    else:
+        changes.update(rejection_report=None, report_key=None)
+    store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, ingestion["id"], changes)
+    objects.delete_objects(deps.s3, deps.vault_bucket, [ingestion["rejection_report"]])
+    return len(lines) - len(kept)

@@ -3,8 +3,7 @@ locate the subject, then build the access or portability package, or hand an era
 
 Every step is safe to run again (a message delivered twice, or a retry): each status move is conditional, so a
 request cancelled meanwhile, or moved on by another delivery, is left alone (errors.Conflict)."""
-from profilevault.observability import logger
-from profilevault.privacy import requests
+from profilevault.privacy import erasure, requests
 from profilevault.privacy.export import build_package
 from profilevault.privacy.locate import locate_subject
 from profilevault.privacy.requests import PrivacyRequest
@@ -60,9 +59,8 @@ def package(deps: Deps, request: PrivacyRequest) -> PrivacyRequest:
 def hand_to_erasure(deps: Deps, request: PrivacyRequest) -> None:
     if any(s.step == START_ERASURE for s in request.steps):
         return  # already handed over (a second delivery)
-    # TODO(merge erasure): call profilevault.privacy.erasure.start(deps, request.id) here, then record the step.
-    # Until the erasure branch is merged, an erasure request stays in_progress.
-    logger.warning("erasure workflow not available yet; request stays in_progress", extra={"request_id": request.id})
+    erasure.start(deps, request.id)  # idempotent: the first execution's name is fixed
+    requests.record_step(deps, request.id, START_ERASURE, "started")
 
 
 def fail(deps: Deps, request_id: str, reason: str) -> None:

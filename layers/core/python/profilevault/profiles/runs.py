@@ -21,10 +21,18 @@ from profilevault.storage.profile_store import PROFILES
 from profilevault.unification import MemberRef, UnifyRecord, explain, suggest, unify
 from profilevault.wiring import Deps, profile_tables
 
+ERASURE_TRIGGER = "erasure"
+
 
 def queue_run(deps: Deps, trigger: str) -> dict:
     """A full run: every record read again from DynamoDB, the saved state rebuilt."""
     return jobs.queue_job(deps, "unify", trigger, mode="full")
+
+
+def queue_run_after_erasure(deps: Deps, request_id: str, task_token: str) -> dict:
+    """Recomputes the profiles an erasure took apart, in turn with every other run (the jobs queue's function runs
+    one at a time), and tells the waiting workflow when it is done (see functions/refresh)."""
+    return jobs.queue_job(deps, "unify", ERASURE_TRIGGER, task_token=task_token, request_id=request_id)
 
 
 def queue_run_after_ingestion(deps: Deps, ingestion_id: str) -> None:
@@ -97,7 +105,8 @@ def run_unification(deps: Deps, run_id: str, full: bool = False) -> dict:
     possible = suggest(result.profiles, {MemberRef(r.source, r.record_id): r.attributes for r in records}, ruleset)
     profile_store.replace_suggestions(deps.dynamodb, t, deps.tenant, {s.profiles: s.reason for s in possible})
     state.sources = unification_state.registered(sources)
-    unification_state.save(deps, t, state, sweep=mode == "full")
+    # An erasure's run sweeps too: no copy an interrupted save left may keep the erased person.
+    unification_state.save(deps, t, state, sweep=mode == "full" or run.get("trigger") == ERASURE_TRIGGER)
     store.forget_changes(deps.dynamodb, deps.tables, changes)
     run.update(status="completed", finished_at=deps.now(), duration_ms=int((time.monotonic() - started) * 1000),
                mode=mode,

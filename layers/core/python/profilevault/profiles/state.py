@@ -118,3 +118,19 @@ def save(deps: Deps, t: ProfileTables, state: State, sweep: bool) -> None:
     prefix = f"unification/{deps.tenant}/"
     objects.delete_objects(deps.s3, deps.vault_bucket,
                            [k for k in objects.list_keys(deps.s3, deps.vault_bucket, prefix) if k != name])
+
+
+def holds_any(deps: Deps, t: ProfileTables, refs: set[Ref]) -> bool:
+    """Does the saved state (the current copy, clean or dirty) still name any of these records? For erasure's
+    verification: the copy the next run would start from must not keep an erased person."""
+    items = profile_store.get_state_items(deps.dynamodb, t, deps.tenant)
+    if items is None:
+        return False
+    pointer, key_item = items
+    payload = objects.get_blob(deps.s3, deps.vault_bucket, pointer["object"]["S"])
+    if payload is None:
+        return False
+    document = vault.open_document(deps.keyring, STATE, {**pointer, "payload": {"B": payload}}, key_item)
+    named = {(source, token) for source, token, *_ in document["records"]}
+    named |= {(source, token) for source, token, _ in document["members"]}
+    return bool(named & refs)

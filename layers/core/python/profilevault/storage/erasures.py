@@ -39,8 +39,8 @@ class ErasureWork(BaseModel):
     records: list[SubjectRecord] = Field(default_factory=list)
     profile_ids: list[str] = Field(default_factory=list)
     blind_refs: list[str] = Field(default_factory=list)
-    # Key items of the profile versions that held the person (profile ID -> key ID), checked gone by verify.
-    profile_keys: dict[str, str] = Field(default_factory=dict)
+    # Key items of the profile versions that held the person (profile ID -> key sort keys), checked gone by verify.
+    profile_keys: dict[str, list[str]] = Field(default_factory=dict)
     recompute_run_id: str | None = None
     counts: dict[str, int] = Field(default_factory=dict)
     landing_files: list[dict] = Field(default_factory=list)
@@ -114,11 +114,23 @@ class ErasureExecutions:
             if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
                 raise
 
-    def succeed(self, task_token: str, output: dict) -> None:
-        self._sfn.send_task_success(taskToken=task_token, output=json.dumps(output, sort_keys=True))
+    def succeed(self, task_token: str, output: dict) -> bool:
+        """Reports a waited-for task done; False when nobody waits any more (the execution timed out or ended)."""
+        return self._report(self._sfn.send_task_success, taskToken=task_token,
+                            output=json.dumps(output, sort_keys=True))
 
-    def fail(self, task_token: str, error: str, cause: str) -> None:
-        self._sfn.send_task_failure(taskToken=task_token, error=error[:256], cause=cause[:1000])
+    def fail(self, task_token: str, error: str, cause: str) -> bool:
+        return self._report(self._sfn.send_task_failure, taskToken=task_token, error=error[:256], cause=cause[:1000])
+
+    @staticmethod
+    def _report(call, **kwargs) -> bool:
+        try:
+            call(**kwargs)
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("TaskDoesNotExist", "TaskTimedOut", "InvalidToken"):
+                return False
+            raise
 
 
 class OriginNotices:

@@ -33,6 +33,16 @@ def remove_drop(s3, bucket: str, key: str, etag: str) -> None:
         s3.delete_object(Bucket=bucket, Key=key)
 
 
+def last_modified(s3, bucket: str, key: str):
+    """When the object was written (a datetime), or None if it is gone."""
+    try:
+        return s3.head_object(Bucket=bucket, Key=key)["LastModified"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] in _GONE:
+            return None
+        raise
+
+
 def put_report(s3, bucket: str, key: str, fileobj) -> None:
     s3.upload_fileobj(fileobj, bucket, key)
 

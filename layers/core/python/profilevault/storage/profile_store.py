@@ -124,6 +124,37 @@ def delete_profiles(ddb, tables: ProfileTables, tenant: str, gone: dict[str, Sto
     store.batch_write(ddb, tables.profiles, [], [{"pk": {"S": pk}, "sk": {"S": profile_sk(p)}} for p in gone])
 
 
+def erase_profiles(ddb, tables: ProfileTables, tenant: str, profile_ids: list[str]) -> dict[str, list[str]]:
+    """Deletes profiles outright, every wrapped key each ever had first (erasure: a profile that held the person goes
+    at once, whoever else it held; the next run writes the others' profile again). -> profile ID -> the key sort keys
+    deleted, so a later check can see they stay gone."""
+    pk = profiles_pk(tenant)
+    deleted = {pid: [k["sk"]["S"] for k in store.query_prefix(ddb, tables.keys, pk, f"{profile_sk(pid)}#K#",
+                                                             projection="sk")] for pid in profile_ids}
+    store.batch_write(ddb, tables.keys, [], [{"pk": {"S": pk}, "sk": {"S": sk}} for sks in deleted.values()
+                                            for sk in sks])
+    store.batch_write(ddb, tables.profiles, [], [{"pk": {"S": pk}, "sk": {"S": profile_sk(p)}} for p in profile_ids])
+    return deleted
+
+
+def existing_profile_keys(ddb, tables: ProfileTables, tenant: str, key_sks: list[str]) -> list[str]:
+    """Which of these profile key items are still stored."""
+    pk, found = profiles_pk(tenant), []
+    for start in range(0, len(key_sks), store.BATCH_GET_MAX):
+        request = {tables.keys: {"Keys": [{"pk": {"S": pk}, "sk": {"S": sk}}
+                                          for sk in key_sks[start:start + store.BATCH_GET_MAX]],
+                                 "ProjectionExpression": "sk", "ConsistentRead": True}}
+        while request:
+            response = ddb.batch_get_item(RequestItems=request)
+            found += [i["sk"]["S"] for i in response["Responses"].get(tables.keys, [])]
+            request = response.get("UnprocessedKeys") or None
+    return sorted(found)
+
+
+def delete_profile_keys(ddb, tables: ProfileTables, tenant: str, key_sks: list[str]) -> None:
+    store.batch_write(ddb, tables.keys, [], [{"pk": {"S": profiles_pk(tenant)}, "sk": {"S": sk}} for sk in key_sks])
+
+
 def _with_key(ddb, tables: ProfileTables, table: str, key: dict) -> tuple[dict, dict] | None:
     item = ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
     if not item:

@@ -355,6 +355,21 @@ def delete_records(ddb, tables: Tables, tenant: str, source: str, tokens: Iterab
     return deleted
 
 
+def remaining_record_keys(ddb, tables: Tables, tenant: str, source: str, tokens: Iterable[str]) -> list[dict]:
+    """Keys (pk, sk) of every wrapped key item still stored for these records, whatever version wrote it."""
+    pk = records_pk(tenant, source)
+    return [{"pk": k["pk"], "sk": k["sk"]} for t in tokens
+            for k in query_prefix(ddb, tables.keys, pk, f"{record_sk(t)}#K#", projection="pk, sk")]
+
+
+def shred_record_keys(ddb, tables: Tables, tenant: str, source: str, tokens: Iterable[str]) -> int:
+    """Deletes every wrapped key item left for these records (crypto-shredding: a copy of a record item that
+    survives anywhere is unreadable without it). -> the number deleted."""
+    keys = remaining_record_keys(ddb, tables, tenant, source, tokens)
+    batch_write(ddb, tables.keys, [], keys)
+    return len(keys)
+
+
 def read_records(ddb, tables: Tables, tenant: str, source: str, tokens: list[str]) -> Iterator[tuple[dict, dict]]:
     """(record item, key item) of the given records that exist and are readable."""
     pk = records_pk(tenant, source)
