@@ -1,6 +1,7 @@
-"""HTTP API: sources, records, ingestions, tenant key, unification rules and runs, profiles.
-Routes parse, check the caller's role, call one logic function and shape the response; every error becomes a
-problem body in profilevault.api.problems."""
+"""HTTP API: sources, records, ingestions, tenant key, unification rules and runs, profiles, privacy requests.
+Who may call which route is checked once, before routing, against the matrix in profilevault.api.access; routes
+parse, call one logic function and shape the response; every error becomes a problem body in
+profilevault.api.problems."""
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -8,29 +9,47 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from pydantic import BaseModel, ConfigDict, Field
 
 from profilevault import refresh
-from profilevault.api import problems
-from profilevault.api.access import ADMINS, EVERYONE, KEY_READERS, RULE_READERS, Role, require, role_from_claims
+from profilevault.api import access, problems
 from profilevault.audit.trail import Actor
+from profilevault.aws import make_clients
+from profilevault.config import get_settings
 from profilevault.domain.sources import SourceSpec
-from profilevault.errors import Forbidden, InvalidInput, ProfileVaultError
+from profilevault.errors import Conflict, Forbidden, InvalidInput, ProfileVaultError
 from profilevault.ingestion import catalog
 from profilevault.observability import logger, metrics, tracer
-from profilevault.privacy import suppression
+from profilevault.privacy import actions, suppression
+from profilevault.privacy.requests import PROFILE_ID, ExtensionReason, NewPrivacyRequest, RequestType, Status
 from profilevault.profiles import rulesets, runs, views
 from profilevault.unification.rules import RuleSet
 from profilevault.wiring import build_deps
 
 app = APIGatewayHttpResolver(enable_validation=True)
-deps = build_deps()
+settings = get_settings()
+clients = make_clients()
+deps = build_deps(settings, clients)
+# A retried POST /v1/privacy-requests with the same Idempotency-Key (from the same caller) returns the first request.
+# The record holds hashes and the 202 body only; the body's digest is keyed, so it reveals nothing of the subject.
+idempotency = IdempotencyConfig(event_key_jmespath="[key, caller]", payload_validation_jmespath="body",
+                                expires_after_seconds=24 * 3600)
+persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=clients.dynamodb)
 # The API described from these routes and their models: Swagger UI at /v1/docs, the OpenAPI document at
 # /v1/docs?format=json. Public (no token), like /v1/health: it holds no data, only the shape of the API.
 app.enable_swagger(path="/v1/docs", title="ProfileVault API", version="1",
                    description="Bring-your-own-key customer data platform: sources, ingestions, the tenant key, "
-                               "unification rules and runs, profiles. Every route but /v1/health and /v1/docs "
-                               "needs a bearer JWT carrying pv_tenant and pv_role.",
+                               "unification rules and runs, profiles, privacy requests. Every route but /v1/health "
+                               "and /v1/docs needs a bearer JWT carrying pv_tenant and pv_role.",
                    security_schemes={"jwt": HTTPBearer(bearerFormat="JWT")}, security=[{"jwt": []}])
 
 
@@ -54,23 +73,34 @@ class ProfileSearch(BaseModel):
         return given
 
 
+class Confirmation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    profile_ids: list[Annotated[str, Field(pattern=PROFILE_ID)]] = Field(min_length=1, max_length=100)
+
+
+class ExtensionRequest(BaseModel):
+    """Art. 12(3): once, by one or two further months, for the complexity or the number of requests."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: ExtensionReason
+    months: int = Field(default=2, ge=1, le=2)
+
+
 def accepted(body: dict) -> Response:
     return Response(status_code=202, content_type="application/json", body=body)
 
 
-def caller(*allowed: Role) -> Role:
-    role = role_from_claims(app.current_event.request_context.authorizer.jwt_claim or {}, deps.tenant)
-    require(role, set(allowed) if allowed else EVERYONE)
-    return role
+def caller() -> access.Caller:
+    """Who is calling (the role was checked against the matrix before routing)."""
+    return access.caller_from_claims(app.current_event.request_context.authorizer.jwt_claim or {}, deps.tenant)
 
 
-def current_actor(*allowed: Role) -> Actor:
-    """The caller as the audit trail names it (the token's `sub` and role), after the same role check as caller()."""
-    role = caller(*allowed)
-    sub = (app.current_event.request_context.authorizer.jwt_claim or {}).get("sub")
-    if not sub:
+def current_actor() -> Actor:
+    """The caller as the audit trail names it (the token's `sub` and role)."""
+    who = caller()
+    if not who.sub:
         raise Forbidden("the token names no subject (claim sub)")
-    return Actor(sub=str(sub), role=role.value)
+    return Actor(sub=who.sub, role=who.role.value)
 
 
 @app.get("/v1/health")
@@ -80,32 +110,27 @@ def health() -> dict:
 
 @app.put("/v1/sources/<name>")
 def put_source(name: str, spec: Annotated[SourceSpec, Body()]):
-    caller(*ADMINS)
     source, created = catalog.register_source(deps, name, spec)
     return Response(status_code=201 if created else 200, content_type="application/json", body=source)
 
 
 @app.get("/v1/sources")
 def get_sources() -> dict:
-    caller()
     return {"items": catalog.list_sources(deps)}
 
 
 @app.get("/v1/sources/<name>")
 def get_source(name: str) -> dict:
-    caller()
     return catalog.describe_source(deps, name)
 
 
 @app.get("/v1/sources/<name>/records/<record_id>")
 def get_record(name: str, record_id: str) -> dict:
-    caller(*ADMINS)
     return catalog.read_record(deps, name, record_id)
 
 
 @app.delete("/v1/sources/<name>")
 def delete_source(name: str):
-    caller(*ADMINS)
     return accepted(refresh.remove_source(deps, name))
 
 
@@ -113,110 +138,159 @@ def delete_source(name: str):
 def get_ingestions(source: Annotated[str | None, Query(max_length=63)] = None,
                    limit: Annotated[int, Query(ge=1, le=500)] = 100,
                    cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
-    caller()
     return catalog.list_ingestions(deps, source, limit, cursor)
 
 
 @app.get("/v1/ingestions/<ingestion_id>")
 def get_ingestion(ingestion_id: str) -> dict:
-    caller()
     return catalog.get_ingestion(deps, ingestion_id)
 
 
 @app.get("/v1/ingestions/<ingestion_id>/rejections")
 def get_rejections(ingestion_id: str) -> dict:
-    caller(*ADMINS)
     return {"items": catalog.ingestion_rejections(deps, ingestion_id)}
 
 
 @app.get("/v1/tenant/key")
 def get_tenant_key() -> dict:
-    caller(*KEY_READERS)
     return deps.keyring.describe()
 
 
 @app.put("/v1/tenant/key")
 def put_tenant_key(change: Annotated[TenantKeyChange, Body()]) -> dict:
-    caller(*ADMINS)
     return deps.keyring.use_kms_key(change.kms_key_arn)
 
 
 @app.put("/v1/unification/rules")
 def put_rules(ruleset: Annotated[RuleSet, Body()]) -> dict:
-    caller(*ADMINS)
     return rulesets.put_ruleset(deps, ruleset)
 
 
 @app.get("/v1/unification/rules")
 def get_rules() -> dict:
-    caller(*RULE_READERS)
     return rulesets.get_ruleset(deps).model_dump(mode="json")
 
 
 @app.post("/v1/unification/runs")
 def post_run():
-    caller(*ADMINS)
     return accepted(runs.queue_run(deps, trigger="api"))
 
 
 @app.get("/v1/unification/runs/<run_id>")
 def get_run(run_id: str) -> dict:
-    caller()
     return runs.get_run(deps, run_id)
 
 
 @app.get("/v1/unification/suggestions")
 def get_suggestions(limit: Annotated[int, Query(ge=1, le=500)] = 100,
                     cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
-    caller(*RULE_READERS)
     return views.list_suggestions(deps, limit, cursor)
 
 
 @app.post("/v1/refreshes")
 def post_refresh():
-    caller(*ADMINS)
     return accepted(refresh.queue_refresh(deps, trigger="api"))
 
 
 @app.get("/v1/refreshes/<refresh_id>")
 def get_refresh(refresh_id: str) -> dict:
-    caller()
     return runs.get_run(deps, refresh_id)
 
 
 @app.get("/v1/profiles")
 def get_profiles(limit: Annotated[int, Query(ge=1, le=500)] = 100,
                  cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
-    return views.list_profiles(deps, caller(), limit, cursor)
+    return views.list_profiles(deps, caller().role, limit, cursor)
 
 
 @app.post("/v1/profiles/search")
 def search_profiles(search: Annotated[ProfileSearch, Body()]) -> dict:
-    return views.search_profiles(deps, caller(), search.query())
+    return views.search_profiles(deps, caller().role, search.query())
 
 
 @app.get("/v1/profiles/<profile_id>")
 def get_profile(profile_id: str) -> dict:
-    return views.get_profile(deps, caller(), profile_id)
+    return views.get_profile(deps, caller().role, profile_id)
 
 
 @app.get("/v1/profiles/<profile_id>/explain")
 def explain_profile(profile_id: str) -> dict:
-    return views.explain_profile(deps, caller(), profile_id)
+    return views.explain_profile(deps, caller().role, profile_id)
+
+
+@idempotent_function(data_keyword_argument="attempt", persistence_store=persistence, config=idempotency)
+def file_request_once(attempt: dict, new: NewPrivacyRequest) -> dict:
+    return actions.file_request(deps, new)
+
+
+@app.post("/v1/privacy-requests")
+def post_privacy_request(new: Annotated[NewPrivacyRequest, Body()]):
+    key = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}.get("idempotency-key")
+    if key is None:
+        return accepted(actions.file_request(deps, new))
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise InvalidInput("Idempotency-Key: 1 to 255 printable characters")
+    attempt = {"key": key, "caller": caller().sub, "body": actions.request_body_digest(deps, new)}
+    try:
+        return accepted(file_request_once(attempt=attempt, new=new))
+    except IdempotencyValidationError:
+        raise InvalidInput("this Idempotency-Key was used for a different request") from None
+    except IdempotencyAlreadyInProgressError:
+        raise Conflict("a request with this Idempotency-Key is being filed; retry in a moment") from None
+
+
+@app.get("/v1/privacy-requests")
+def get_privacy_requests(status: Annotated[Status | None, Query()] = None,
+                         type: Annotated[RequestType | None, Query()] = None,  # noqa: A002 (the query's name)
+                         overdue: Annotated[bool, Query()] = False,
+                         limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                         cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+    return actions.list_requests(deps, status, type, overdue, limit, cursor)
+
+
+@app.get("/v1/privacy-requests/<request_id>")
+def get_privacy_request(request_id: str) -> dict:
+    return actions.show_request(deps, request_id)
+
+
+@app.post("/v1/privacy-requests/<request_id>/confirm")
+def confirm_privacy_request(request_id: str, confirmation: Annotated[Confirmation, Body()]) -> dict:
+    return actions.confirm(deps, request_id, confirmation.profile_ids)
+
+
+@app.post("/v1/privacy-requests/<request_id>/cancel")
+def cancel_privacy_request(request_id: str) -> dict:
+    return actions.cancel(deps, request_id)
+
+
+@app.post("/v1/privacy-requests/<request_id>/extend")
+def extend_privacy_request(request_id: str, extension: Annotated[ExtensionRequest, Body()]) -> dict:
+    return actions.extend(deps, request_id, extension.months, extension.reason)
+
+
+@app.post("/v1/privacy-requests/<request_id>/retry")
+def retry_privacy_request(request_id: str) -> dict:
+    return actions.retry(deps, request_id)
+
+
+@app.get("/v1/privacy-requests/<request_id>/export")
+def get_privacy_request_export(request_id: str):
+    """303 to a presigned link of the package, valid 15 minutes."""
+    link = actions.export_link(deps, request_id)
+    return Response(status_code=303, headers={"Location": link, "Cache-Control": "no-store"}, body="")
 
 
 @app.get("/v1/suppressions")
 def get_suppressions(limit: Annotated[int, Query(ge=1, le=500)] = 100,
                      cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
     """What erasures keep out of ingestion: blind values and the request that put each."""
-    caller(*ADMINS)
     return suppression.list_suppressions(deps, limit, cursor)
 
 
 @app.delete("/v1/suppressions/<suppression_id>")
 def lift_suppression(suppression_id: str) -> dict:
     """Lets that identifier or record in again (the organisation brings it back lawfully); audited."""
-    return suppression.lift(deps, current_actor(*ADMINS), suppression_id)
+    return suppression.lift(deps, current_actor(), suppression_id)
 
 
 @app.exception_handler(ProfileVaultError)
@@ -235,9 +309,26 @@ def no_route(_error) -> Response:
     return problems.problem(404, "Not found", "no such route")
 
 
+def check_access(event: dict) -> dict | None:
+    """The access matrix, once for every request, before routing and body validation: a refusal as a problem, or
+    None to go on. A request to no route of the matrix is a 404 (a route missing from the matrix is unreachable)."""
+    http = (event.get("requestContext") or {}).get("http") or {}
+    route = access.route_of(http.get("method", ""), event.get("rawPath") or http.get("path", ""))
+    if route is None:
+        return problems.gateway_response(404, "Not found", "no such route")
+    claims = ((event["requestContext"].get("authorizer") or {}).get("jwt") or {}).get("claims")
+    try:
+        access.authorize(route, claims, deps.tenant)
+    except ProfileVaultError as refused:
+        logger.info("request refused", extra={"status": refused.status, "route": route})
+        return problems.gateway_response(refused.status, refused.title, refused.detail, refused.type)
+    return None
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event, context):
+    idempotency.register_lambda_context(context)
     # Checked before routing: request validation would otherwise parse a non-JSON body as a form and echo it.
-    return problems.refuse_non_json_body(event) or app.resolve(event, context)
+    return problems.refuse_non_json_body(event) or check_access(event) or app.resolve(event, context)

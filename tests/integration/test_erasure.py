@@ -2,7 +2,6 @@
 step handler: a person in two sources is erased everywhere (records, keys, index, profiles, state, rejection reports,
 exports), others are untouched, the same file dropped again keeps the person out, a failed step resumes."""
 import json
-import threading
 import time
 
 import boto3
@@ -204,4 +203,4 @@ def test_the_same_file_dropped_again_keeps_the_person_out_and_lets_everyone_else
     assert loaded.api("GET", "/v1/sources/shop/records/s1")[0] == 404
     assert members(loaded) == {frozenset({("crm", "c2"), ("shop", "s2")}), frozenset({("crm", "c3")}),
                                frozenset({("shop", "s3")})}
-    assert "Qworthberg".encode() not in loaded.stored_bytes()
+    assert b"Qworthberg" not in loaded.stored_bytes()

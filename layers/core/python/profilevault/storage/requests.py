@@ -110,8 +110,9 @@ class RequestRepository:
     def page(self, filters: ListFilter, limit: int, after: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """Up to `limit` requests, newest first, older than the request `after`; -> (page, ID to continue after).
         Filters are applied by DynamoDB as it reads, so a page may take several reads."""
-        names, values, conditions = {"#status": "status"}, {":pk": {"S": self.pk}, ":prefix": {"S": "REQ#"}}, []
+        names, values, conditions = {}, {":pk": {"S": self.pk}, ":prefix": {"S": "REQ#"}}, []
         if filters.status:
+            names["#status"] = "status"
             values[":status"] = {"S": filters.status}
             conditions.append("#status = :status")
         if filters.type:
@@ -119,14 +120,12 @@ class RequestRepository:
             values[":type"] = {"S": filters.type}
             conditions.append("#type = :type")
         if filters.overdue_at:
+            names["#status"] = "status"
             values.update({":now": {"S": filters.overdue_at}, ":completed": {"S": "completed"},
                            ":cancelled": {"S": "cancelled"}})
             conditions.append("due_at < :now AND NOT (#status IN (:completed, :cancelled))")
-        kwargs: dict[str, Any] = {"FilterExpression": " AND ".join(conditions)} if conditions else {}
-        if "#type" not in names and not filters.status and not filters.overdue_at:
-            names.pop("#status")
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
+        kwargs: dict[str, Any] = {"FilterExpression": " AND ".join(conditions),
+                                  "ExpressionAttributeNames": names} if conditions else {}
         start = {"pk": {"S": self.pk}, "sk": {"S": f"REQ#{after}"}} if after else None
         found: list[dict[str, Any]] = []
         while True:
