@@ -22,12 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from profilevault import refresh
 from profilevault.api import access, problems
+from profilevault.audit import listing, verification
 from profilevault.audit.trail import Actor
 from profilevault.aws import make_clients
 from profilevault.config import get_settings
 from profilevault.domain.sources import SourceSpec
 from profilevault.errors import Conflict, Forbidden, InvalidInput, ProfileVaultError
 from profilevault.ingestion import catalog
+from profilevault.keys import tenant_key
 from profilevault.observability import logger, metrics, tracer
 from profilevault.privacy import actions, suppression
 from profilevault.privacy.requests import PROFILE_ID, ExtensionReason, NewPrivacyRequest, RequestType, Status
@@ -110,7 +112,7 @@ def health() -> dict:
 
 @app.put("/v1/sources/<name>")
 def put_source(name: str, spec: Annotated[SourceSpec, Body()]):
-    source, created = catalog.register_source(deps, name, spec)
+    source, created = catalog.register_source(deps, name, spec, current_actor())
     return Response(status_code=201 if created else 200, content_type="application/json", body=source)
 
 
@@ -126,12 +128,12 @@ def get_source(name: str) -> dict:
 
 @app.get("/v1/sources/<name>/records/<record_id>")
 def get_record(name: str, record_id: str) -> dict:
-    return catalog.read_record(deps, name, record_id)
+    return catalog.read_record(deps, name, record_id, current_actor())
 
 
 @app.delete("/v1/sources/<name>")
 def delete_source(name: str):
-    return accepted(refresh.remove_source(deps, name))
+    return accepted(refresh.remove_source(deps, name, current_actor()))
 
 
 @app.get("/v1/ingestions")
@@ -148,7 +150,7 @@ def get_ingestion(ingestion_id: str) -> dict:
 
 @app.get("/v1/ingestions/<ingestion_id>/rejections")
 def get_rejections(ingestion_id: str) -> dict:
-    return {"items": catalog.ingestion_rejections(deps, ingestion_id)}
+    return {"items": catalog.ingestion_rejections(deps, ingestion_id, current_actor())}
 
 
 @app.get("/v1/tenant/key")
@@ -158,12 +160,12 @@ def get_tenant_key() -> dict:
 
 @app.put("/v1/tenant/key")
 def put_tenant_key(change: Annotated[TenantKeyChange, Body()]) -> dict:
-    return deps.keyring.use_kms_key(change.kms_key_arn)
+    return tenant_key.use_kms_key(deps, change.kms_key_arn, current_actor())
 
 
 @app.put("/v1/unification/rules")
 def put_rules(ruleset: Annotated[RuleSet, Body()]) -> dict:
-    return rulesets.put_ruleset(deps, ruleset)
+    return rulesets.put_ruleset(deps, ruleset, current_actor())
 
 
 @app.get("/v1/unification/rules")
@@ -173,7 +175,7 @@ def get_rules() -> dict:
 
 @app.post("/v1/unification/runs")
 def post_run():
-    return accepted(runs.queue_run(deps, trigger="api"))
+    return accepted(runs.queue_run(deps, trigger="api", actor=current_actor()))
 
 
 @app.get("/v1/unification/runs/<run_id>")
@@ -189,7 +191,7 @@ def get_suggestions(limit: Annotated[int, Query(ge=1, le=500)] = 100,
 
 @app.post("/v1/refreshes")
 def post_refresh():
-    return accepted(refresh.queue_refresh(deps, trigger="api"))
+    return accepted(refresh.queue_refresh(deps, trigger="api", actor=current_actor()))
 
 
 @app.get("/v1/refreshes/<refresh_id>")
@@ -200,22 +202,22 @@ def get_refresh(refresh_id: str) -> dict:
 @app.get("/v1/profiles")
 def get_profiles(limit: Annotated[int, Query(ge=1, le=500)] = 100,
                  cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
-    return views.list_profiles(deps, caller().role, limit, cursor)
+    return views.list_profiles(deps, current_actor(), limit, cursor)
 
 
 @app.post("/v1/profiles/search")
 def search_profiles(search: Annotated[ProfileSearch, Body()]) -> dict:
-    return views.search_profiles(deps, caller().role, search.query())
+    return views.search_profiles(deps, current_actor(), search.query())
 
 
 @app.get("/v1/profiles/<profile_id>")
 def get_profile(profile_id: str) -> dict:
-    return views.get_profile(deps, caller().role, profile_id)
+    return views.get_profile(deps, current_actor(), profile_id)
 
 
 @app.get("/v1/profiles/<profile_id>/explain")
 def explain_profile(profile_id: str) -> dict:
-    return views.explain_profile(deps, caller().role, profile_id)
+    return views.explain_profile(deps, current_actor(), profile_id)
 
 
 @idempotent_function(data_keyword_argument="attempt", persistence_store=persistence, config=idempotency)
@@ -291,6 +293,22 @@ def get_suppressions(limit: Annotated[int, Query(ge=1, le=500)] = 100,
 def lift_suppression(suppression_id: str) -> dict:
     """Lets that identifier or record in again (the organisation brings it back lawfully); audited."""
     return suppression.lift(deps, current_actor(), suppression_id)
+
+
+@app.get("/v1/audit")
+def get_audit(start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+              end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+              action: Annotated[str | None, Query(max_length=80)] = None,
+              request_id: Annotated[str | None, Query(max_length=64)] = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 100,
+              cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+    return listing.list_entries(deps, start=start, end=end, action=action, request_id=request_id, limit=limit,
+                                cursor=cursor)
+
+
+@app.get("/v1/audit/verify")
+def verify_audit() -> dict:
+    return verification.verify(deps)
 
 
 @app.exception_handler(ProfileVaultError)
