@@ -260,6 +260,11 @@ def erase_rejected_lines(deps: Deps, ingestion: dict, is_theirs: Callable[[dict]
     lines = read_rejection_report(deps.s3, deps.keyring, deps.vault_bucket, ingestion)
     kept = [line for line in lines if not is_theirs(line)]
     if len(kept) == len(lines):
+        # An earlier pass may have stopped after naming its new copy and before deleting the old one (unreadable
+        # since: its key went with the ingestion item it replaced).
+        objects.delete_objects(deps.s3, deps.vault_bucket, [
+            k for k in objects.list_keys(deps.s3, deps.vault_bucket, f"rejections/{ingestion['id']}")
+            if k != ingestion["rejection_report"]])
         return 0
     changes: dict = {"rejections_erased": (ingestion.get("rejections_erased") or 0) + len(lines) - len(kept)}
     if kept:
