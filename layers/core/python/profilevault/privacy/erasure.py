@@ -347,8 +347,8 @@ def _mentions(deps: Deps, raw: str, refs: set[str], record_ids: set[str]) -> boo
 
 
 def _values(raw: str) -> set[str]:
-    """The values of a rejected row, whatever broke it: a JSON object's scalars, else the fields of the line split
-    as CSV and on the usual delimiters."""
+    """The values of a rejected row, whatever broke it: a JSON object's scalars, else the fields of the line read as
+    CSV with each usual delimiter (the report does not say which one the source uses)."""
     try:
         parsed = json.loads(raw)
     except ValueError:
@@ -356,7 +356,8 @@ def _values(raw: str) -> set[str]:
     if isinstance(parsed, dict):
         values = [str(v) for v in parsed.values() if isinstance(v, str | int | float) and not isinstance(v, bool)]
     else:
-        values = [v for row in csv.reader(raw.splitlines()) for v in row] + re.split(r"[,;\t|\"]", raw)
+        lines = raw.splitlines()
+        values = [v for delimiter in ",;\t|" for row in csv.reader(lines, delimiter=delimiter) for v in row]
     return {v.strip() for v in values if v.strip()}
 
 
