@@ -84,21 +84,17 @@ class SuppressionRepository:
         return int(item["generation"]["N"]) if item else 0
 
     def lookup(self, refs: set[str]) -> tuple[set[str], int]:
-        """Which of `refs` are suppressed, and the generation, read in the same batched get (the generation first:
-        entries written after it was read are found by a later look, see privacy.suppression.recheck)."""
-        keys = [self._key(_GENERATION)] + [self._key(f"SUP#{suppression_id(r)}") for r in sorted(refs)]
-        found, generation = set(), 0
+        """Which of `refs` are suppressed, and the generation read just before them (so that entries written after
+        it are found by a later look, see privacy.suppression.recheck). One batched read of the entries."""
+        generation = self.generation()
+        keys = [self._key(f"SUP#{suppression_id(r)}") for r in sorted(refs)]
+        found = set()
         for start in range(0, len(keys), store.BATCH_GET_MAX):
             request = {self._table: {"Keys": keys[start:start + store.BATCH_GET_MAX], "ConsistentRead": True,
-                                     "ProjectionExpression": "sk, #ref, generation",
-                                     "ExpressionAttributeNames": {"#ref": "ref"}}}
+                                     "ProjectionExpression": "#ref", "ExpressionAttributeNames": {"#ref": "ref"}}}
             while request:
                 response = self._ddb.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self._table, []):
-                    if item["sk"]["S"] == _GENERATION:
-                        generation = int(item["generation"]["N"])
-                    else:
-                        found.add(item["ref"]["S"])
+                found.update(item["ref"]["S"] for item in response["Responses"].get(self._table, []))
                 request = response.get("UnprocessedKeys") or None
         return found & refs, generation
 
