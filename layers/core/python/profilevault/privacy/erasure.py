@@ -93,10 +93,9 @@ def resume(deps: Deps, request_id: str) -> PrivacyRequest:
     request = requests.get_request(deps, request_id)
     if request.type != "erasure":
         raise Conflict(f"request {request_id} is not an erasure")
-    if request.status == "failed":
-        request = requests.advance(deps, request_id, "in_progress", "failed")
-    elif request.status != "in_progress":
+    if request.status != "failed":  # an erasure in progress has its execution running: never a second one
         raise Conflict(f"request {request_id} is {request.status}; only a failed erasure resumes")
+    request = requests.advance(deps, request_id, "in_progress", "failed")
     begin = request.failed_step if request.failed_step in STEPS else STEPS[0]
     work = deps.erasure_work.load(request_id) or ErasureWork(request_id=request_id)
     work.attempt += 1
