@@ -22,11 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from profilevault import refresh
 from profilevault.api import access, problems
+from profilevault.audit import listing, verification
+from profilevault.audit.trail import Actor
 from profilevault.aws import make_clients
 from profilevault.config import get_settings
 from profilevault.domain.sources import SourceSpec
-from profilevault.errors import Conflict, InvalidInput, ProfileVaultError
+from profilevault.errors import Conflict, Forbidden, InvalidInput, ProfileVaultError
 from profilevault.ingestion import catalog
+from profilevault.keys import tenant_key
 from profilevault.observability import logger, metrics, tracer
 from profilevault.privacy import actions
 from profilevault.privacy.requests import PROFILE_ID, ExtensionReason, NewPrivacyRequest, RequestType, Status
@@ -94,6 +97,14 @@ def caller() -> access.Caller:
     return access.caller_from_claims(app.current_event.request_context.authorizer.jwt_claim or {}, deps.tenant)
 
 
+def current_actor() -> Actor:
+    """The caller as the audit trail names it (the token's `sub` and role)."""
+    who = caller()
+    if not who.sub:
+        raise Forbidden("the token names no subject (claim sub)")
+    return Actor(sub=who.sub, role=who.role.value)
+
+
 @app.get("/v1/health")
 def health() -> dict:
     return {"status": "ok"}
@@ -101,7 +112,7 @@ def health() -> dict:
 
 @app.put("/v1/sources/<name>")
 def put_source(name: str, spec: Annotated[SourceSpec, Body()]):
-    source, created = catalog.register_source(deps, name, spec)
+    source, created = catalog.register_source(deps, name, spec, current_actor())
     return Response(status_code=201 if created else 200, content_type="application/json", body=source)
 
 
@@ -117,12 +128,12 @@ def get_source(name: str) -> dict:
 
 @app.get("/v1/sources/<name>/records/<record_id>")
 def get_record(name: str, record_id: str) -> dict:
-    return catalog.read_record(deps, name, record_id)
+    return catalog.read_record(deps, name, record_id, current_actor())
 
 
 @app.delete("/v1/sources/<name>")
 def delete_source(name: str):
-    return accepted(refresh.remove_source(deps, name))
+    return accepted(refresh.remove_source(deps, name, current_actor()))
 
 
 @app.get("/v1/ingestions")
@@ -139,7 +150,7 @@ def get_ingestion(ingestion_id: str) -> dict:
 
 @app.get("/v1/ingestions/<ingestion_id>/rejections")
 def get_rejections(ingestion_id: str) -> dict:
-    return {"items": catalog.ingestion_rejections(deps, ingestion_id)}
+    return {"items": catalog.ingestion_rejections(deps, ingestion_id, current_actor())}
 
 
 @app.get("/v1/tenant/key")
@@ -149,12 +160,12 @@ def get_tenant_key() -> dict:
 
 @app.put("/v1/tenant/key")
 def put_tenant_key(change: Annotated[TenantKeyChange, Body()]) -> dict:
-    return deps.keyring.use_kms_key(change.kms_key_arn)
+    return tenant_key.use_kms_key(deps, change.kms_key_arn, current_actor())
 
 
 @app.put("/v1/unification/rules")
 def put_rules(ruleset: Annotated[RuleSet, Body()]) -> dict:
-    return rulesets.put_ruleset(deps, ruleset)
+    return rulesets.put_ruleset(deps, ruleset, current_actor())
 
 
 @app.get("/v1/unification/rules")
@@ -164,7 +175,7 @@ def get_rules() -> dict:
 
 @app.post("/v1/unification/runs")
 def post_run():
-    return accepted(runs.queue_run(deps, trigger="api"))
+    return accepted(runs.queue_run(deps, trigger="api", actor=current_actor()))
 
 
 @app.get("/v1/unification/runs/<run_id>")
@@ -180,7 +191,7 @@ def get_suggestions(limit: Annotated[int, Query(ge=1, le=500)] = 100,
 
 @app.post("/v1/refreshes")
 def post_refresh():
-    return accepted(refresh.queue_refresh(deps, trigger="api"))
+    return accepted(refresh.queue_refresh(deps, trigger="api", actor=current_actor()))
 
 
 @app.get("/v1/refreshes/<refresh_id>")
@@ -191,39 +202,56 @@ def get_refresh(refresh_id: str) -> dict:
 @app.get("/v1/profiles")
 def get_profiles(limit: Annotated[int, Query(ge=1, le=500)] = 100,
                  cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
-    return views.list_profiles(deps, caller().role, limit, cursor)
+    return views.list_profiles(deps, current_actor(), limit, cursor)
 
 
 @app.post("/v1/profiles/search")
 def search_profiles(search: Annotated[ProfileSearch, Body()]) -> dict:
-    return views.search_profiles(deps, caller().role, search.query())
+    return views.search_profiles(deps, current_actor(), search.query())
 
 
 @app.get("/v1/profiles/<profile_id>")
 def get_profile(profile_id: str) -> dict:
-    return views.get_profile(deps, caller().role, profile_id)
+    return views.get_profile(deps, current_actor(), profile_id)
 
 
 @app.get("/v1/profiles/<profile_id>/explain")
 def explain_profile(profile_id: str) -> dict:
-    return views.explain_profile(deps, caller().role, profile_id)
+    return views.explain_profile(deps, current_actor(), profile_id)
+
+
+@app.get("/v1/audit")
+def get_audit(start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+              end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+              action: Annotated[str | None, Query(max_length=80)] = None,
+              request_id: Annotated[str | None, Query(max_length=64)] = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 100,
+              cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+    return listing.list_entries(deps, start=start, end=end, action=action, request_id=request_id, limit=limit,
+                                cursor=cursor)
+
+
+@app.get("/v1/audit/verify")
+def verify_audit() -> dict:
+    return verification.verify(deps)
 
 
 @idempotent_function(data_keyword_argument="attempt", persistence_store=persistence, config=idempotency)
-def file_request_once(attempt: dict, new: NewPrivacyRequest) -> dict:
-    return actions.file_request(deps, new)
+def file_request_once(attempt: dict, new: NewPrivacyRequest, actor: Actor) -> dict:
+    return actions.file_request(deps, new, actor)
 
 
 @app.post("/v1/privacy-requests")
 def post_privacy_request(new: Annotated[NewPrivacyRequest, Body()]):
     key = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}.get("idempotency-key")
     if key is None:
-        return accepted(actions.file_request(deps, new))
+        return accepted(actions.file_request(deps, new, current_actor()))
     if not 1 <= len(key) <= 255 or not key.isprintable():
         raise InvalidInput("Idempotency-Key: 1 to 255 printable characters")
-    attempt = {"key": key, "caller": caller().sub, "body": actions.request_body_digest(deps, new)}
+    actor = current_actor()
+    attempt = {"key": key, "caller": actor.sub, "body": actions.request_body_digest(deps, new)}
     try:
-        return accepted(file_request_once(attempt=attempt, new=new))
+        return accepted(file_request_once(attempt=attempt, new=new, actor=actor))
     except IdempotencyValidationError:
         raise InvalidInput("this Idempotency-Key was used for a different request") from None
     except IdempotencyAlreadyInProgressError:
@@ -246,28 +274,28 @@ def get_privacy_request(request_id: str) -> dict:
 
 @app.post("/v1/privacy-requests/<request_id>/confirm")
 def confirm_privacy_request(request_id: str, confirmation: Annotated[Confirmation, Body()]) -> dict:
-    return actions.confirm(deps, request_id, confirmation.profile_ids)
+    return actions.confirm(deps, request_id, confirmation.profile_ids, current_actor())
 
 
 @app.post("/v1/privacy-requests/<request_id>/cancel")
 def cancel_privacy_request(request_id: str) -> dict:
-    return actions.cancel(deps, request_id)
+    return actions.cancel(deps, request_id, current_actor())
 
 
 @app.post("/v1/privacy-requests/<request_id>/extend")
 def extend_privacy_request(request_id: str, extension: Annotated[ExtensionRequest, Body()]) -> dict:
-    return actions.extend(deps, request_id, extension.months, extension.reason)
+    return actions.extend(deps, request_id, extension.months, extension.reason, current_actor())
 
 
 @app.post("/v1/privacy-requests/<request_id>/retry")
 def retry_privacy_request(request_id: str) -> dict:
-    return actions.retry(deps, request_id)
+    return actions.retry(deps, request_id, current_actor())
 
 
 @app.get("/v1/privacy-requests/<request_id>/export")
 def get_privacy_request_export(request_id: str):
     """303 to a presigned link of the package, valid 15 minutes."""
-    link = actions.export_link(deps, request_id)
+    link = actions.export_link(deps, request_id, current_actor())
     return Response(status_code=303, headers={"Location": link, "Cache-Control": "no-store"}, body="")
 
 

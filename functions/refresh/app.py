@@ -1,10 +1,12 @@
-"""Refresh: the hourly schedule and the jobs queue (unification runs, source purges, refreshes requested by API)."""
+"""Refresh: the hourly schedules (a refresh; the audit anchor) and the jobs queue (unification runs, source purges,
+refreshes requested by API)."""
 import json
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from profilevault import refresh
+from profilevault.audit import verification
 from profilevault.observability import logger, metrics, tracer
 from profilevault.profiles import runs
 from profilevault.wiring import build_deps
@@ -41,6 +43,8 @@ def dispatch(job: dict) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event, context):
-    if event.get("source") == "aws.events":  # the schedule: through the jobs queue, like every other run
-        return refresh.queue_refresh(deps, trigger="schedule")
+    if event.get("task") == "anchor-audit":  # the hourly AuditAnchor schedule (its Input)
+        return verification.anchor_head(deps)
+    if event.get("source") == "aws.events":  # the hourly refresh: through the jobs queue, like every other run
+        return refresh.on_schedule(deps)
     return process_partial_response(event=event, record_handler=run_job, processor=processor, context=context)

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     jobs_queue_url: str
     requests_queue_url: str
     exports_bucket: str
+    audit_table: str
+    audit_anchor_bucket: str
     default_kms_key_arn: str
     data_key_cache_seconds: int = Field(default=300, ge=0, le=3600)
     # How long a unification run queued by an ingestion waits for more files of the same burst.

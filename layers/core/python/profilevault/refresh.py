@@ -1,16 +1,25 @@
 """Keeping profiles current: full snapshots replace what came before, removed sources are purged, and every
 change ends in a unification run over what is left."""
 from profilevault import jobs
+from profilevault.audit import trail
+from profilevault.audit.trail import Actor
 from profilevault.domain.sources import check_source_name
 from profilevault.errors import NotFound
 from profilevault.observability import logger
 from profilevault.profiles import runs
-from profilevault.storage import objects, profile_store, store
-from profilevault.wiring import Deps, profile_tables
+from profilevault.storage import objects, store
+from profilevault.wiring import Deps
 
 
-def queue_refresh(deps: Deps, trigger: str) -> dict:
-    return jobs.queue_job(deps, "refresh", trigger)
+def queue_refresh(deps: Deps, trigger: str, actor: Actor) -> dict:
+    run = jobs.queue_job(deps, "refresh", trigger)
+    trail.record(deps, "refresh.queued", actor, {"run_id": run["id"]})
+    return run
+
+
+def on_schedule(deps: Deps) -> dict:
+    """The hourly schedule: a refresh, through the jobs queue like every other run."""
+    return queue_refresh(deps, trigger="schedule", actor=Actor.system("schedule"))
 
 
 def apply_snapshots(deps: Deps) -> int:
@@ -35,19 +44,18 @@ def run_refresh(deps: Deps, run_id: str) -> dict:
     """Applies the snapshots, then a full unification run: the hourly reconciliation of whatever incremental runs
     may have missed."""
     deleted = apply_snapshots(deps)
-    run = runs.run_unification(deps, run_id, full=True)
-    run["counts"]["records_deleted"] = deleted
-    profile_store.put_run(deps.dynamodb, profile_tables(deps), deps.tenant, run)
-    return run
+    return runs.run_unification(deps, run_id, full=True, counts={"records_deleted": deleted})
 
 
-def remove_source(deps: Deps, name: str) -> dict:
+def remove_source(deps: Deps, name: str, actor: Actor) -> dict:
     """Unregisters the source at once (new drops are refused) and queues the purge of its records."""
     check_source_name(name)
     if store.get_source(deps.dynamodb, deps.tables, deps.tenant, name) is None:
         raise NotFound(f"no source {name!r}")
     store.delete_source(deps.dynamodb, deps.tables, deps.tenant, name)
-    return jobs.queue_job(deps, "purge_source", "source removed", source=name)
+    run = jobs.queue_job(deps, "purge_source", "source removed", source=name)
+    trail.record(deps, "source.removed", actor, {"source": name, "run_id": run["id"]})
+    return run
 
 
 def purge_source(deps: Deps, name: str, run_id: str) -> dict:
@@ -58,10 +66,7 @@ def purge_source(deps: Deps, name: str, run_id: str) -> dict:
     tokens = store.all_record_tokens(deps.dynamodb, deps.tables, deps.tenant, name)
     deleted = store.delete_records(deps.dynamodb, deps.tables, deps.tenant, name, tokens)
     erase_rejection_reports(deps, name)
-    run = runs.run_unification(deps, run_id)
-    run["counts"]["records_deleted"] = deleted
-    profile_store.put_run(deps.dynamodb, profile_tables(deps), deps.tenant, run)
-    return run
+    return runs.run_unification(deps, run_id, counts={"records_deleted": deleted})
 
 
 def erase_rejection_reports(deps: Deps, source: str) -> None:

@@ -7,6 +7,7 @@ from profilevault.aws import AwsClients, make_clients
 from profilevault.config import Settings, get_settings
 from profilevault.keys.keyring import TenantKeyring
 from profilevault.storage import store
+from profilevault.storage.audit import AnchorStore, AuditRepository
 from profilevault.storage.profile_store import ProfileTables
 
 
@@ -27,6 +28,8 @@ class Deps:
     jobs_queue_url: str
     requests_queue_url: str
     exports_bucket: str
+    audit: AuditRepository
+    anchors: AnchorStore
     ingestion_batch_window_seconds: int = 5
     now: Callable[[], str] = field(default=utc_now)
 
@@ -45,7 +48,10 @@ def build_deps(settings: Settings | None = None, clients: AwsClients | None = No
                               cache_seconds=settings.data_key_cache_seconds),
         vault_bucket=settings.vault_bucket, profiles_table=settings.profiles_table,
         jobs_queue_url=settings.jobs_queue_url, requests_queue_url=settings.requests_queue_url,
-        exports_bucket=settings.exports_bucket, ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds)
+        exports_bucket=settings.exports_bucket,
+        audit=AuditRepository(clients.dynamodb, settings.audit_table, settings.tenant_id),
+        anchors=AnchorStore(clients.s3, settings.audit_anchor_bucket),
+        ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds)
 
 
 def profile_tables(deps: Deps) -> ProfileTables:

@@ -29,6 +29,7 @@ STEWARDS = frozenset({ADMIN, OFFICER})  # rule sets and suggestions name record 
 KEY_READERS = frozenset({ADMIN, OFFICER, AUDITOR})
 OFFICERS = frozenset({OFFICER})  # act on privacy requests
 REQUEST_READERS = frozenset({OFFICER, ADMIN})
+AUDIT_READERS = frozenset({ADMIN, AUDITOR})
 
 PROFILE_FULL_VIEW = frozenset({ADMIN, OFFICER})
 PROFILE_MASKED_VIEW = frozenset({ANALYST})
@@ -70,6 +71,9 @@ ROUTES: dict[str, frozenset[Role]] = {
     "POST /v1/privacy-requests/<request_id>/cancel": OFFICERS,
     "POST /v1/privacy-requests/<request_id>/extend": OFFICERS,
     "POST /v1/privacy-requests/<request_id>/retry": OFFICERS,
+    # the audit trail
+    "GET /v1/audit": AUDIT_READERS,
+    "GET /v1/audit/verify": AUDIT_READERS,
 }
 
 

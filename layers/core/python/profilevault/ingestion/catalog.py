@@ -2,6 +2,8 @@
 import json
 
 from profilevault.api import cursors
+from profilevault.audit import trail
+from profilevault.audit.trail import Actor
 from profilevault.domain.sources import SourceSpec, check_source_name
 from profilevault.errors import NotFound
 from profilevault.ingestion import flow as ingestion_logic
@@ -15,9 +17,11 @@ _INGESTION_FIELDS = ("id", "source", "file", "kind", "operation", "status", "rea
                      "started_at", "finished_at")
 
 
-def register_source(deps: Deps, name: str, spec: SourceSpec) -> tuple[dict, bool]:
+def register_source(deps: Deps, name: str, spec: SourceSpec, actor: Actor) -> tuple[dict, bool]:
     check_source_name(name)
     created = store.put_source(deps.dynamodb, deps.tables, deps.tenant, name, spec.model_dump(), deps.now())
+    trail.record(deps, "source.registered" if created else "source.updated", actor, {"source": name},
+                 {"fields": len(spec.fields)})
     return describe_source(deps, name), created
 
 
@@ -33,7 +37,8 @@ def list_sources(deps: Deps) -> list[dict]:
     return store.list_sources(deps.dynamodb, deps.tables, deps.tenant)
 
 
-def read_record(deps: Deps, source: str, record_id: str) -> dict:
+def read_record(deps: Deps, source: str, record_id: str, actor: Actor) -> dict:
+    """One person's record, opened; audited (by the record's blind token, never its ID) before it is handed out."""
     check_source_name(source)
     if store.get_source(deps.dynamodb, deps.tables, deps.tenant, source) is None:
         raise NotFound(f"no source {source!r}")
@@ -41,7 +46,9 @@ def read_record(deps: Deps, source: str, record_id: str) -> dict:
     items = store.get_record_items(deps.dynamodb, deps.tables, deps.tenant, source, token)
     if items is None:
         raise NotFound(f"no record with that ID in source {source!r}")
-    return {"source": source, **vault.open_record(deps.keyring, *items)}
+    record = {"source": source, **vault.open_record(deps.keyring, *items)}
+    trail.record(deps, "record.read", actor, {"source": source, "record": token})
+    return record
 
 
 def show_ingestion(ingestion: dict) -> dict:
@@ -62,6 +69,9 @@ def get_ingestion(deps: Deps, ingestion_id: str) -> dict:
     return show_ingestion(store.get_ingestion(deps.dynamodb, deps.tables, deps.tenant, ingestion_id))
 
 
-def ingestion_rejections(deps: Deps, ingestion_id: str) -> list[dict]:
+def ingestion_rejections(deps: Deps, ingestion_id: str, actor: Actor) -> list[dict]:
+    """Rejected rows hold personal data: reading them is audited, with their count."""
     ingestion = store.get_ingestion(deps.dynamodb, deps.tables, deps.tenant, ingestion_id)
-    return ingestion_logic.read_rejection_report(deps.s3, deps.keyring, deps.vault_bucket, ingestion)
+    rows = ingestion_logic.read_rejection_report(deps.s3, deps.keyring, deps.vault_bucket, ingestion)
+    trail.record(deps, "ingestion.rejections_read", actor, {"ingestion_id": ingestion["id"]}, {"rows": len(rows)})
+    return rows

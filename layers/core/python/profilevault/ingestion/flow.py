@@ -10,7 +10,9 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from profilevault.domain.sources import SourceSpec
+from profilevault.audit import trail
+from profilevault.audit.trail import Actor
+from profilevault.domain.sources import SOURCE_NAME, SourceSpec
 from profilevault.errors import Conflict, IngestionRejected, KeyUnavailable
 from profilevault.ingestion.mapping import MappedRecord, map_row
 from profilevault.ingestion.readers import RowRejection, check_encoding, encoding_for, iter_rows
@@ -108,7 +110,17 @@ def ingest_landing_object(deps: Deps, obj: LandingObject) -> dict:
     return finished
 
 
+INGESTER = Actor.system("ingest")
+_AUDITED_COUNTS = ("rows_read", "rows_stored", "rows_new", "rows_deleted", "rows_rejected", "warnings")
+
+
 def _finish(deps: Deps, obj: LandingObject, changes: dict) -> dict:
+    """Audits the file (one entry per file, never per row) before it is marked finished: if the append fails, the
+    message comes back and the file is audited then."""
+    source = obj.key.split("/")[1] if obj.key.count("/") >= 2 else ""
+    trail.record(deps, f"ingestion.{changes['status']}", INGESTER,
+                 {"ingestion_id": obj.ingestion_id, **({"source": source} if SOURCE_NAME.fullmatch(source) else {})},
+                 {k: changes[k] for k in _AUDITED_COUNTS if isinstance(changes.get(k), int)})
     try:
         store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id,
                                {**changes, "finished_at": deps.now(), "last_error": None},

@@ -11,6 +11,8 @@ import time
 from collections import defaultdict
 
 from profilevault import jobs
+from profilevault.audit import trail
+from profilevault.audit.trail import Actor
 from profilevault.errors import NotFound
 from profilevault.keys import vault
 from profilevault.observability import logger
@@ -21,10 +23,17 @@ from profilevault.storage.profile_store import PROFILES
 from profilevault.unification import MemberRef, UnifyRecord, explain, suggest, unify
 from profilevault.wiring import Deps, profile_tables
 
+# What the audit trail calls the end of each kind of run (one entry per run, never per record).
+_COMPLETED = {"unify": "unification.completed", "refresh": "refresh.completed", "purge_source": "source.purged"}
+_FAILED = {"unify": "unification.failed", "refresh": "refresh.failed", "purge_source": "source.purge_failed"}
+RUNNER = Actor.system("refresh-worker")
 
-def queue_run(deps: Deps, trigger: str) -> dict:
+
+def queue_run(deps: Deps, trigger: str, actor: Actor) -> dict:
     """A full run: every record read again from DynamoDB, the saved state rebuilt."""
-    return jobs.queue_job(deps, "unify", trigger, mode="full")
+    run = jobs.queue_job(deps, "unify", trigger, mode="full")
+    trail.record(deps, "unification.queued", actor, {"run_id": run["id"]})
+    return run
 
 
 def queue_run_after_ingestion(deps: Deps, ingestion_id: str) -> None:
@@ -43,8 +52,13 @@ def get_run(deps: Deps, run_id: str) -> dict:
 def mark_run_failed(deps: Deps, run_id: str, reason: str) -> None:
     """A run whose job is about to land in the dead-letter queue says so, instead of staying 'running'."""
     run = profile_store.get_run(deps.dynamodb, profile_tables(deps), deps.tenant, run_id) or {"id": run_id}
+    trail.record(deps, _FAILED.get(run.get("type"), "unification.failed"), RUNNER, _run_target(run))
     run.update(status="failed", reason=reason, finished_at=deps.now())
     profile_store.put_run(deps.dynamodb, profile_tables(deps), deps.tenant, run)
+
+
+def _run_target(run: dict) -> dict[str, str]:
+    return {"run_id": run["id"], **({"source": run["source"]} if run.get("source") else {})}
 
 
 def read_all(deps: Deps, ruleset: str, sources: list[dict]) -> unification_state.State:
@@ -62,9 +76,10 @@ def read_all(deps: Deps, ruleset: str, sources: list[dict]) -> unification_state
                                    profile_store.stored_profiles(deps.dynamodb, t, deps.tenant))
 
 
-def run_unification(deps: Deps, run_id: str, full: bool = False) -> dict:
+def run_unification(deps: Deps, run_id: str, full: bool = False, counts: dict[str, int] | None = None) -> dict:
     """Incremental unless asked for a full run (or the saved state cannot be used): the journaled changes are
-    applied to the state of the last run, the clusters recomputed in memory and only what changed written."""
+    applied to the state of the last run, the clusters recomputed in memory and only what changed written.
+    `counts` from the work before the run (records a refresh or purge deleted) join the run's own."""
     t = profile_tables(deps)
     run = profile_store.get_run(deps.dynamodb, t, deps.tenant, run_id) or {"id": run_id}
     if run.get("status") in ("completed", "superseded"):
@@ -104,7 +119,10 @@ def run_unification(deps: Deps, run_id: str, full: bool = False) -> dict:
                counts={**{k: result.counts.get(k, 0) for k in ("records", "profiles", "merged", "split", "new",
                                                               "unchanged")},
                        "records_read": records_read, "profiles_written": written, "profiles_deleted": deleted,
-                       "suggestions": len(possible)})
+                       "suggestions": len(possible), **(counts or {})})
+    # Audited before the run is marked completed: if the append fails, the job is retried (and audited then).
+    trail.record(deps, _COMPLETED.get(run.get("type"), "unification.completed"), RUNNER,
+                 {**_run_target(run), "mode": mode}, run["counts"])
     profile_store.put_run(deps.dynamodb, t, deps.tenant, run)
     logger.info("unification run finished", extra={"run_id": run_id, "mode": mode, **run["counts"]})
     return run

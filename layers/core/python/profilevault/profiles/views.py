@@ -1,8 +1,11 @@
 """Reading profiles the way each role may: in full, masked, or not at all; search through the blind indexes;
-the suggestions of the last run."""
+the suggestions of the last run. Every read of profiles by staff is audited (profile IDs and counts only) before
+the data is handed out."""
 
 
 from profilevault.api.access import PROFILE_FULL_VIEW, PROFILE_MASKED_VIEW, Role
+from profilevault.audit import trail
+from profilevault.audit.trail import Actor
 from profilevault.domain.normalize import normalize_attributes
 from profilevault.errors import Forbidden, InvalidInput, NotFound
 from profilevault.keys import vault
@@ -19,9 +22,11 @@ def list_suggestions(deps: Deps, limit: int, cursor: str | None) -> dict:
     return {"items": items, "next_cursor": next_cursor}
 
 
-def _view(role: Role) -> None:
+def _view(actor: Actor) -> Role:
+    role = Role(actor.role)
     if role not in PROFILE_FULL_VIEW | PROFILE_MASKED_VIEW:
         raise Forbidden(f"role {role.value!r} may not read profiles")
+    return role
 
 
 def shown(profile: dict, role: Role) -> dict:
@@ -50,12 +55,13 @@ def mask(attribute: str, value: str) -> str:
     return (value[:1] + "***") if value else value
 
 
-def list_profiles(deps: Deps, role: Role, limit: int, cursor: str | None) -> dict:
-    _view(role)
+def list_profiles(deps: Deps, actor: Actor, limit: int, cursor: str | None) -> dict:
+    role = _view(actor)
     pairs, next_cursor = profile_store.page_profile_items(deps.dynamodb, profile_tables(deps), deps.tenant, limit,
                                                           cursor)
-    return {"items": [shown(vault.open_document(deps.keyring, PROFILES, *p), role) for p in pairs],
-            "next_cursor": next_cursor}
+    items = [shown(vault.open_document(deps.keyring, PROFILES, *p), role) for p in pairs]
+    trail.record(deps, "profile.listed", actor, counts={"results": len(items)})
+    return {"items": items, "next_cursor": next_cursor}
 
 
 def _open_profile(deps: Deps, profile_id: str) -> dict:
@@ -65,14 +71,17 @@ def _open_profile(deps: Deps, profile_id: str) -> dict:
     return vault.open_document(deps.keyring, PROFILES, *items)
 
 
-def get_profile(deps: Deps, role: Role, profile_id: str) -> dict:
-    _view(role)
-    return shown(_open_profile(deps, profile_id), role)
+def get_profile(deps: Deps, actor: Actor, profile_id: str) -> dict:
+    role = _view(actor)
+    profile = shown(_open_profile(deps, profile_id), role)
+    trail.record(deps, "profile.read", actor, {"profile_id": profile["id"]})
+    return profile
 
 
-def explain_profile(deps: Deps, role: Role, profile_id: str) -> dict:
-    _view(role)
+def explain_profile(deps: Deps, actor: Actor, profile_id: str) -> dict:
+    role = _view(actor)
     profile = _open_profile(deps, profile_id)
+    trail.record(deps, "profile.explained", actor, {"profile_id": profile["id"]})
     if role in PROFILE_MASKED_VIEW:
         hidden = {m["record_id"]: mask("record_id", m["record_id"]) for m in profile["members"]}
         for link in profile["links"]:
@@ -81,9 +90,10 @@ def explain_profile(deps: Deps, role: Role, profile_id: str) -> dict:
     return {"profile_id": profile["id"], "members": shown(profile, role)["members"], "links": profile["links"]}
 
 
-def search_profiles(deps: Deps, role: Role, query: dict[str, str]) -> dict:
-    """Finds profiles by identifier through the blind indexes: no plaintext index exists to search."""
-    _view(role)
+def search_profiles(deps: Deps, actor: Actor, query: dict[str, str]) -> dict:
+    """Finds profiles by identifier through the blind indexes: no plaintext index exists to search. The audit
+    entry names the attribute searched by and the number of results, never the value."""
+    role = _view(actor)
     (attribute, value), = query.items()
     normalised, warnings = normalize_attributes({attribute: value})  # exactly as ingestion stored it
     if attribute not in normalised:
@@ -91,4 +101,6 @@ def search_profiles(deps: Deps, role: Role, query: dict[str, str]) -> dict:
     ref = f"{attribute}#{deps.keyring.blind_index(attribute, normalised[attribute])}"
     members = store.find_index_entries(deps.dynamodb, deps.tables, deps.tenant, ref)
     profile_ids = profile_store.profile_ids_of_members(deps.dynamodb, profile_tables(deps), deps.tenant, members)
-    return {"items": [get_profile(deps, role, pid) for pid in profile_ids]}
+    items = [shown(_open_profile(deps, pid), role) for pid in profile_ids]
+    trail.record(deps, "profile.searched", actor, {"attribute": attribute}, {"results": len(items)})
+    return {"items": items}
