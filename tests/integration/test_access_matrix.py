@@ -51,3 +51,17 @@ def test_a_token_for_another_tenant_is_refused(stack):
     event["requestContext"]["authorizer"]["jwt"]["claims"]["pv_tenant"] = "someone-else"
     response = stack.handlers["PrivacyApiFunction"](event, lambda_context("api"))
     assert response["statusCode"] == 403
+
+
+def test_the_readme_shows_the_matrix_the_api_enforces():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    shown = {}
+    for line in readme.splitlines():
+        match = re.fullmatch(r"\| `([A-Z]+ /v1/\S*)` \| (.+) \|", line)
+        if match:
+            cells = [c.strip() for c in match.group(2).split("|")]
+            shown[match.group(1)] = {r for r, c in zip(ROLES, cells, strict=True) if c in ("yes", "public")}
+    assert shown == {route: set(ROLES) if allowed is PUBLIC else {r.value for r in allowed}
+                     for route, allowed in ROUTES.items()}
