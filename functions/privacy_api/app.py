@@ -20,14 +20,14 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from profilevault import refresh
+from profilevault import observability, refresh
 from profilevault.api import access, problems
 from profilevault.audit import listing, verification
 from profilevault.audit.trail import Actor
 from profilevault.aws import make_clients
 from profilevault.config import get_settings
 from profilevault.domain.sources import SourceSpec
-from profilevault.errors import Conflict, Forbidden, InvalidInput, ProfileVaultError
+from profilevault.errors import Conflict, Forbidden, InvalidInput, KeyUnavailable, ProfileVaultError
 from profilevault.ingestion import catalog
 from profilevault.keys import tenant_key
 from profilevault.observability import logger, metrics, tracer
@@ -302,6 +302,8 @@ def get_privacy_request_export(request_id: str):
 @app.exception_handler(ProfileVaultError)
 def domain_error(error: ProfileVaultError) -> Response:
     logger.info("request refused", extra={"status": error.status, "problem": error.type})
+    if isinstance(error, KeyUnavailable):
+        observability.key_unavailable("api")
     return problems.from_error(error)
 
 
@@ -332,9 +334,11 @@ def check_access(event: dict) -> dict | None:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event, context):
     idempotency.register_lambda_context(context)
-    # Checked before routing: request validation would otherwise parse a non-JSON body as a form and echo it.
-    return problems.refuse_non_json_body(event) or check_access(event) or app.resolve(event, context)
+    # Checked before routing: request validation would otherwise parse a non-JSON body as a form and echo it, and
+    # parse a deeply nested one until the interpreter's recursion limit (a 500).
+    return (problems.refuse_non_json_body(event) or problems.refuse_deeply_nested_body(event)
+            or check_access(event) or app.resolve(event, context))
