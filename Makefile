@@ -13,8 +13,11 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(VENV)/bin/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# `make run API_PORT=18080 AWS_PORT=14566` asks for those ports (an error if taken); without them the defaults
+# (8080, 4566) are used, or free ports when those are taken (the banner says which). RUN_ARGS=--no-demo etc.
 run: $(STAMP)
-	$(VENV)/bin/profilevault local up
+	$(VENV)/bin/profilevault local up $(if $(API_PORT),--api-port $(API_PORT)) \
+		$(if $(AWS_PORT),--aws-port $(AWS_PORT)) $(RUN_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -20,14 +20,14 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from profilevault import refresh
+from profilevault import observability, refresh
 from profilevault.api import access, problems
 from profilevault.audit import listing, verification
 from profilevault.audit.trail import Actor
 from profilevault.aws import make_clients
 from profilevault.config import get_settings
 from profilevault.domain.sources import SourceSpec
-from profilevault.errors import Conflict, Forbidden, InvalidInput, ProfileVaultError
+from profilevault.errors import Conflict, Forbidden, InvalidInput, KeyUnavailable, ProfileVaultError
 from profilevault.ingestion import catalog
 from profilevault.keys import tenant_key
 from profilevault.observability import logger, metrics, tracer
@@ -220,21 +220,38 @@ def explain_profile(profile_id: str) -> dict:
     return views.explain_profile(deps, current_actor(), profile_id)
 
 
+@app.get("/v1/audit")
+def get_audit(start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+              end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+              action: Annotated[str | None, Query(max_length=80)] = None,
+              request_id: Annotated[str | None, Query(max_length=64)] = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 100,
+              cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+    return listing.list_entries(deps, start=start, end=end, action=action, request_id=request_id, limit=limit,
+                                cursor=cursor)
+
+
+@app.get("/v1/audit/verify")
+def verify_audit() -> dict:
+    return verification.verify(deps)
+
+
 @idempotent_function(data_keyword_argument="attempt", persistence_store=persistence, config=idempotency)
-def file_request_once(attempt: dict, new: NewPrivacyRequest) -> dict:
-    return actions.file_request(deps, new)
+def file_request_once(attempt: dict, new: NewPrivacyRequest, actor: Actor) -> dict:
+    return actions.file_request(deps, new, actor)
 
 
 @app.post("/v1/privacy-requests")
 def post_privacy_request(new: Annotated[NewPrivacyRequest, Body()]):
     key = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}.get("idempotency-key")
     if key is None:
-        return accepted(actions.file_request(deps, new))
+        return accepted(actions.file_request(deps, new, current_actor()))
     if not 1 <= len(key) <= 255 or not key.isprintable():
         raise InvalidInput("Idempotency-Key: 1 to 255 printable characters")
-    attempt = {"key": key, "caller": caller().sub, "body": actions.request_body_digest(deps, new)}
+    actor = current_actor()
+    attempt = {"key": key, "caller": actor.sub, "body": actions.request_body_digest(deps, new)}
     try:
-        return accepted(file_request_once(attempt=attempt, new=new))
+        return accepted(file_request_once(attempt=attempt, new=new, actor=actor))
     except IdempotencyValidationError:
         raise InvalidInput("this Idempotency-Key was used for a different request") from None
     except IdempotencyAlreadyInProgressError:
@@ -257,28 +274,28 @@ def get_privacy_request(request_id: str) -> dict:
 
 @app.post("/v1/privacy-requests/<request_id>/confirm")
 def confirm_privacy_request(request_id: str, confirmation: Annotated[Confirmation, Body()]) -> dict:
-    return actions.confirm(deps, request_id, confirmation.profile_ids)
+    return actions.confirm(deps, request_id, confirmation.profile_ids, current_actor())
 
 
 @app.post("/v1/privacy-requests/<request_id>/cancel")
 def cancel_privacy_request(request_id: str) -> dict:
-    return actions.cancel(deps, request_id)
+    return actions.cancel(deps, request_id, current_actor())
 
 
 @app.post("/v1/privacy-requests/<request_id>/extend")
 def extend_privacy_request(request_id: str, extension: Annotated[ExtensionRequest, Body()]) -> dict:
-    return actions.extend(deps, request_id, extension.months, extension.reason)
+    return actions.extend(deps, request_id, extension.months, extension.reason, current_actor())
 
 
 @app.post("/v1/privacy-requests/<request_id>/retry")
 def retry_privacy_request(request_id: str) -> dict:
-    return actions.retry(deps, request_id)
+    return actions.retry(deps, request_id, current_actor())
 
 
 @app.get("/v1/privacy-requests/<request_id>/export")
 def get_privacy_request_export(request_id: str):
     """303 to a presigned link of the package, valid 15 minutes."""
-    link = actions.export_link(deps, request_id)
+    link = actions.export_link(deps, request_id, current_actor())
     return Response(status_code=303, headers={"Location": link, "Cache-Control": "no-store"}, body="")
 
 
@@ -295,25 +312,11 @@ def lift_suppression(suppression_id: str) -> dict:
     return suppression.lift(deps, current_actor(), suppression_id)
 
 
-@app.get("/v1/audit")
-def get_audit(start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-              end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
-              action: Annotated[str | None, Query(max_length=80)] = None,
-              request_id: Annotated[str | None, Query(max_length=64)] = None,
-              limit: Annotated[int, Query(ge=1, le=500)] = 100,
-              cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
-    return listing.list_entries(deps, start=start, end=end, action=action, request_id=request_id, limit=limit,
-                                cursor=cursor)
-
-
-@app.get("/v1/audit/verify")
-def verify_audit() -> dict:
-    return verification.verify(deps)
-
-
 @app.exception_handler(ProfileVaultError)
 def domain_error(error: ProfileVaultError) -> Response:
     logger.info("request refused", extra={"status": error.status, "problem": error.type})
+    if isinstance(error, KeyUnavailable):
+        observability.key_unavailable("api")
     return problems.from_error(error)
 
 
@@ -344,9 +347,11 @@ def check_access(event: dict) -> dict | None:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event, context):
     idempotency.register_lambda_context(context)
-    # Checked before routing: request validation would otherwise parse a non-JSON body as a form and echo it.
-    return problems.refuse_non_json_body(event) or check_access(event) or app.resolve(event, context)
+    # Checked before routing: request validation would otherwise parse a non-JSON body as a form and echo it, and
+    # parse a deeply nested one until the interpreter's recursion limit (a 500).
+    return (problems.refuse_non_json_body(event) or problems.refuse_deeply_nested_body(event)
+            or check_access(event) or app.resolve(event, context))

@@ -30,7 +30,7 @@ def handle_message(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event, context) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=handle_message, processor=processor,

@@ -187,6 +187,27 @@ def test_a_request_without_a_package_has_no_export(people):
     assert status == 409 and "no package" in problem["detail"]
 
 
+def test_every_status_move_step_and_download_is_audited_without_personal_data(people):
+    request = fulfilled(people, "access", {"email": "erin.example@example.org"})
+    download(people, request["id"])
+    status, audit, _ = people.api("GET", "/v1/audit", role="auditor", query={"request_id": request["id"]})
+    entries = audit["items"][::-1]
+    assert status == 200
+    assert [e["action"] for e in entries] == [
+        "privacy_request.received", "privacy_request.locating", "privacy_request.step", "privacy_request.in_progress",
+        "privacy_request.step", "privacy_request.completed", "privacy_request.export_downloaded"]
+    assert [e["role"] for e in entries] == ["privacy_officer"] + ["system"] * 5 + ["privacy_officer"]
+    assert entries[2]["counts"] == {"profiles": 1, "records": 2}
+    assert b"erin" not in json.dumps(audit).lower().encode()
+
+
+def test_no_data_held_is_audited_so_the_answer_can_be_proven(people):
+    request = fulfilled(people, "access", {"email": "stranger@example.org"})
+    audit = people.api("GET", "/v1/audit", role="auditor", query={"request_id": request["id"]})[1]["items"]
+    completed, = [e for e in audit if e["action"] == "privacy_request.completed"]
+    assert completed["target"] == {"request_id": request["id"], "from": "locating", "outcome": "no-data-held"}
+
+
 # ------------------------------------------------------------------ idempotency
 
 def test_a_retried_post_with_the_same_idempotency_key_returns_the_first_request(stack):

@@ -8,6 +8,7 @@ from profilevault.domain.sources import SourceSpec, check_source_name
 from profilevault.errors import NotFound
 from profilevault.ingestion import flow as ingestion_logic
 from profilevault.keys import vault
+from profilevault.observability import capture_method
 from profilevault.storage import store
 from profilevault.wiring import Deps
 
@@ -37,6 +38,7 @@ def list_sources(deps: Deps) -> list[dict]:
     return store.list_sources(deps.dynamodb, deps.tables, deps.tenant)
 
 
+@capture_method
 def read_record(deps: Deps, source: str, record_id: str, actor: Actor) -> dict:
     """One person's record, opened; audited (by the record's blind token, never its ID) before it is handed out."""
     check_source_name(source)
@@ -69,6 +71,7 @@ def get_ingestion(deps: Deps, ingestion_id: str) -> dict:
     return show_ingestion(store.get_ingestion(deps.dynamodb, deps.tables, deps.tenant, ingestion_id))
 
 
+@capture_method
 def ingestion_rejections(deps: Deps, ingestion_id: str, actor: Actor) -> list[dict]:
     """Rejected rows hold personal data: reading them is audited, with their count."""
     ingestion = store.get_ingestion(deps.dynamodb, deps.tables, deps.tenant, ingestion_id)

@@ -2,6 +2,8 @@
 subject's profiles, cancel, extend the due date, retry a failed request, fetch the package. Each checks the request's
 status with a conditional write (errors.Conflict when it is in another one)."""
 from profilevault.api import cursors
+from profilevault.audit import trail
+from profilevault.audit.trail import Actor
 from profilevault.errors import Conflict, InvalidInput
 from profilevault.privacy import erasure, fulfil, requests
 from profilevault.privacy.requests import OPEN, ExtensionReason, NewPrivacyRequest, PrivacyRequest
@@ -12,9 +14,9 @@ from profilevault.wiring import Deps
 LISTED = ("id", "type", "status", "received_at", "due_at")
 
 
-def file_request(deps: Deps, new: NewPrivacyRequest) -> dict:
+def file_request(deps: Deps, new: NewPrivacyRequest, actor: Actor) -> dict:
     """-> the 202 body: {id, type, status, received_at, due_at}."""
-    return {k: v for k, v in requests.create_request(deps, new).model_dump().items() if k in LISTED}
+    return {k: v for k, v in requests.create_request(deps, new, actor).model_dump().items() if k in LISTED}
 
 
 def shown(request: PrivacyRequest, now: str) -> dict:
@@ -39,7 +41,7 @@ def list_requests(deps: Deps, status: str | None, type_: str | None, overdue: bo
             "next_cursor": cursors.encode(last) if last else None}
 
 
-def confirm(deps: Deps, request_id: str, profile_ids: list[str]) -> dict:
+def confirm(deps: Deps, request_id: str, profile_ids: list[str], actor: Actor) -> dict:
     """The officer says which of the candidate profiles are the subject's; the request goes on with those only."""
     request = requests.get_request(deps, request_id)
     chosen = sorted(set(profile_ids))
@@ -47,16 +49,16 @@ def confirm(deps: Deps, request_id: str, profile_ids: list[str]) -> dict:
     if request.status == "needs_review" and strangers:
         raise InvalidInput(f"not candidate profiles of this request: {strangers}; "
                            f"candidates: {request.candidate_profile_ids}")
-    confirmed = requests.advance(deps, request_id, "in_progress", "needs_review", profile_ids=chosen)
+    confirmed = requests.advance(deps, request_id, "in_progress", "needs_review", actor=actor, profile_ids=chosen)
     requests.enqueue(deps, request_id)  # the worker builds the package, or hands an erasure to its workflow
     return shown(confirmed, deps.now())
 
 
-def cancel(deps: Deps, request_id: str) -> dict:
-    return shown(requests.advance(deps, request_id, "cancelled", requests.CANCELLABLE), deps.now())
+def cancel(deps: Deps, request_id: str, actor: Actor) -> dict:
+    return shown(requests.advance(deps, request_id, "cancelled", requests.CANCELLABLE, actor=actor), deps.now())
 
 
-def extend(deps: Deps, request_id: str, months: int, reason: ExtensionReason) -> dict:
+def extend(deps: Deps, request_id: str, months: int, reason: ExtensionReason, actor: Actor) -> dict:
     """Art. 12(3): once, by up to two further months, counted from receipt."""
     request = requests.get_request(deps, request_id)
     extension = requests.Extension(months=months, reason=reason, at=deps.now())
@@ -69,32 +71,38 @@ def extend(deps: Deps, request_id: str, months: int, reason: ExtensionReason) ->
         if mismatch.current in OPEN:
             raise Conflict(f"request {request_id} has been extended already (only once)") from None
         raise Conflict(f"request {request_id} is {mismatch.current}: nothing left to extend") from None
+    trail.record(deps, "privacy_request.extended", actor, {"request_id": request_id, "reason": reason},
+                 {"months": months})
     return shown(PrivacyRequest.model_validate(stored), deps.now())
 
 
-def retry(deps: Deps, request_id: str) -> dict:
+def retry(deps: Deps, request_id: str, actor: Actor) -> dict:
     """A failed request resumes from the step that failed: the worker's steps through the requests queue, the
     erasure workflow's through the workflow."""
     request = requests.get_request(deps, request_id)
     if request.status != "failed":
         raise Conflict(f"request {request_id} is {request.status}; only a failed request is retried")
-    if request.failed_step == fulfil.LOCATE:
-        resumed = requests.advance(deps, request_id, "locating", "failed")
-        requests.enqueue(deps, request_id)
-    elif request.failed_step in fulfil.WORKER_STEPS or request.type != "erasure":
-        resumed = requests.advance(deps, request_id, "in_progress", "failed")
+    if erasure.handed_over(request):  # the workflow failed (its steps may share a name with the worker's)
+        resumed = erasure.resume(deps, request_id, actor)  # a new execution that begins at the step that failed
+    elif request.failed_step == fulfil.LOCATE:
+        resumed = requests.advance(deps, request_id, "locating", "failed", actor=actor)
         requests.enqueue(deps, request_id)
     else:
-        resumed = erasure.resume(deps, request_id)  # a new execution that begins at the step that failed
+        resumed = requests.advance(deps, request_id, "in_progress", "failed", actor=actor)
+        requests.enqueue(deps, request_id)
     return shown(resumed, deps.now())
 
 
-def export_link(deps: Deps, request_id: str) -> str:
-    """A presigned link to the package, valid 15 minutes."""
+def export_link(deps: Deps, request_id: str, actor: Actor) -> str:
+    """A presigned link to the package, valid 15 minutes. Audited before the link is handed out (S3 serves the
+    download itself)."""
     request = requests.get_request(deps, request_id)
     if request.export is None:
         raise Conflict(f"request {request_id} ({request.type}, {request.status}) has no package")
-    return objects.export_link(deps.s3, deps.exports_bucket, request.export.key, f"{request_id}.zip")
+    link = objects.export_link(deps.s3, deps.exports_bucket, request.export.key, f"{request_id}.zip")
+    trail.record(deps, "privacy_request.export_downloaded", actor, {"request_id": request_id},
+                 {"bytes": request.export.bytes, "files": request.export.files})
+    return link
 
 
 def request_body_digest(deps: Deps, new: NewPrivacyRequest) -> str:

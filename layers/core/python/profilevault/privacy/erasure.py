@@ -27,7 +27,7 @@ from typing import Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from profilevault.audit.trail import Actor, record
+from profilevault.audit.trail import Actor
 from profilevault.aws import is_transient
 from profilevault.domain.normalize import normalize_attributes
 from profilevault.domain.sources import INDEXED_ATTRIBUTES
@@ -47,6 +47,7 @@ from profilevault.wiring import Deps, profile_tables
 
 Step = Literal["suppress", "locate", "delete", "recompute", "shred", "verify", "notify", "complete"]
 STEPS: tuple[str, ...] = Step.__args__
+START_ERASURE = "start_erasure"  # the worker's step that hands a request to the workflow (privacy.fulfil)
 MAX_VERIFY_PASSES = 3
 ACTOR = Actor.system("erasure")
 _OWN_ERRORS = {cls.__name__ for cls in (ProfileVaultError, *ProfileVaultError.__subclasses__())}
@@ -88,14 +89,19 @@ def start(deps: Deps, request_id: str) -> None:
     logger.info("erasure started", extra={"request_id": request_id, "attempt": work.attempt})
 
 
-def resume(deps: Deps, request_id: str) -> PrivacyRequest:
+def handed_over(request: PrivacyRequest) -> bool:
+    """Has the worker handed this request to the workflow (so that a failure is the workflow's)?"""
+    return request.type == "erasure" and any(s.step == START_ERASURE for s in request.steps)
+
+
+def resume(deps: Deps, request_id: str, actor: Actor) -> PrivacyRequest:
     """A failed erasure continues in a new execution that begins at the step that failed."""
     request = requests.get_request(deps, request_id)
-    if request.type != "erasure":
-        raise Conflict(f"request {request_id} is not an erasure")
+    if not handed_over(request):
+        raise Conflict(f"request {request_id} is not an erasure in its workflow")
     if request.status != "failed":  # an erasure in progress has its execution running: never a second one
         raise Conflict(f"request {request_id} is {request.status}; only a failed erasure resumes")
-    request = requests.advance(deps, request_id, "in_progress", "failed")
+    request = requests.advance(deps, request_id, "in_progress", "failed", actor=actor)
     begin = request.failed_step if request.failed_step in STEPS else STEPS[0]
     work = deps.erasure_work.load(request_id) or ErasureWork(request_id=request_id)
     work.attempt += 1
@@ -103,8 +109,7 @@ def resume(deps: Deps, request_id: str) -> PrivacyRequest:
     deps.erasure_work.save(work)
     deps.erasure_executions.start(execution_name(request_id, work.attempt),
                                   {"request_id": request_id, "start_at": begin})
-    record(deps, "erasure.resumed", ACTOR, target={"request_id": request_id, "step": begin},
-           counts={"attempt": work.attempt})
+    logger.info("erasure resumed", extra={"request_id": request_id, "step": begin, "attempt": work.attempt})
     return request
 
 
@@ -130,8 +135,8 @@ def run_step(deps: Deps, event: StepEvent) -> dict:
         raise
     if event.step != "recompute":  # the run it queued reports back when it is done
         counts = {k: int(v) for k, v in outcome.items() if isinstance(v, int | bool)}
-        requests.record_step(deps, request.id, event.step, _outcome(event.step, outcome), counts=counts)
-        record(deps, f"erasure.{event.step}", ACTOR, target={"request_id": request.id}, counts=counts)
+        # Audited there too (privacy_request.step, with the step's name and counts).
+        requests.record_step(deps, request.id, event.step, _outcome(event.step, outcome), counts=counts, actor=ACTOR)
     logger.info("erasure step done", extra={"request_id": request.id, "step": event.step, **outcome})
     return outcome
 
@@ -223,7 +228,7 @@ def notify_step(deps: Deps, request: PrivacyRequest, work: ErasureWork, _event: 
 
 def complete_step(deps: Deps, request: PrivacyRequest, work: ErasureWork, _event: StepEvent) -> dict:
     counts = {k: work.counts.get(k, 0) for k in ("records", "profiles", "rejected_lines", "exports")}
-    requests.advance(deps, request.id, "completed", "in_progress",
+    requests.advance(deps, request.id, "completed", "in_progress", actor=ACTOR,
                      result={"outcome": "erased", **counts, "sources_notified": len({r.source for r in work.records}),
                              "landing_files": work.landing_files})
     return {**counts, **_forget(deps, request, work)}
@@ -234,13 +239,11 @@ def mark_failed(deps: Deps, event: StepEvent) -> dict:
     reason = failure_reason(event.error)
     try:
         requests.advance(deps, event.request_id, "failed", "in_progress", failed_step=event.failed_step,
-                         reason=reason)
+                         reason=reason, actor=ACTOR)
     except Conflict:
         logger.info("erasure failed after its request moved on", extra={"request_id": event.request_id})
         return {"marked": False}
-    requests.record_step(deps, event.request_id, event.failed_step or "unknown", "failed")
-    record(deps, "erasure.failed", ACTOR, target={"request_id": event.request_id,
-                                                  "step": event.failed_step or "unknown"})
+    requests.record_step(deps, event.request_id, event.failed_step or "unknown", "failed", actor=ACTOR)
     logger.warning("erasure failed", extra={"request_id": event.request_id, "step": event.failed_step,
                                             "reason": reason})
     return {"marked": True}

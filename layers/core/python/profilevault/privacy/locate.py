@@ -10,7 +10,8 @@ tokens and the member map only (never a scan, so the cost does not grow with the
   no profile are the subject's: a record in another profile is someone else's;
 - `Located.records` name source, token and record ID (opened from the profile or the record); `blind_refs` are the
   subject's identifier references plus those every located record holds (what suppression needs);
-- `Located.refs()` adds `profile#<id>` and `record#<source>#<token>`: what a request is indexed under.
+- `Located.refs()` adds `profile#<id>` (and `record#<source>#<token>` when nothing else names the subject): what a
+  request is indexed under.
 """
 from collections import defaultdict
 from dataclasses import dataclass
@@ -40,8 +41,11 @@ class Located:
         return not self.profile_ids and not self.records
 
     def refs(self) -> list[str]:
-        return sorted({*self.blind_refs, *(f"profile#{p}" for p in self.profile_ids),
-                       *(f"record#{r.source}#{r.token}" for r in self.records)})
+        """What the subject's requests are indexed under: their identifiers and profiles; their records only when
+        nothing else names them (a record without identifiers, outside every profile). Bounded by the person's
+        identifiers, not by their number of records."""
+        named = {*self.blind_refs, *(f"profile#{p}" for p in self.profile_ids)}
+        return sorted(named or {f"record#{r.source}#{r.token}" for r in self.records})
 
     def by_source(self) -> dict[str, list[LocatedRecord]]:
         grouped: dict[str, list[LocatedRecord]] = defaultdict(list)

@@ -8,11 +8,11 @@ The interface the erasure workflow builds on:
 - The subject's identifiers, the verification and the note are sealed like records (their own data key in the keys
   table); only `open_subject(deps, request)` opens them.
 - `get_request(deps, id)` -> PrivacyRequest (NotFound otherwise).
-- `advance(deps, id, to_status, expect, *, actor=None, **fields)` moves the status, conditional on the current status
+- `advance(deps, id, to_status, expect, *, actor=WORKER, **fields)` moves the status, conditional on the current status
   being `expect` (a status or a set of them), appends {status, at} to the history and sets `fields` (fields of
   PrivacyRequest), all in one conditional write; raises errors.Conflict when the request is in another status. Only
   the moves in TRANSITIONS exist: a status never goes backwards (a retry resumes a failed request). Audited.
-- `record_step(deps, id, step, outcome, *, counts=None, actor=None)` appends {step, at, outcome, counts}. Audited.
+- `record_step(deps, id, step, outcome, *, counts=None, actor=WORKER)` appends {step, at, outcome, counts}. Audited.
   `outcome` and `counts` must hold no personal data (codes and numbers).
 - `forget_subject(deps, id)` deletes the sealed subject and its keys (the request stays as the record of what was
   done; its blind references stay for the subject's later requests and for suppression).
@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from profilevault.audit import trail
+from profilevault.audit.trail import Actor
 from profilevault.domain.normalize import normalize_attributes
 from profilevault.domain.sources import check_source_name
 from profilevault.errors import Conflict, InvalidInput, NotFound
@@ -55,6 +57,7 @@ OPEN = frozenset(TRANSITIONS) - {"completed", "cancelled"}
 IDENTIFIERS = ("email", "phone", "customer_id", "national_id")
 PROFILE_ID = r"^[A-Za-z0-9_-]{1,64}$"
 REQUEST_ID = r"^pr_[0-9a-f]{12}_[0-9a-f]{12}$"
+WORKER = Actor.system("privacy")  # who moves a request when no officer does
 # Art. 12(3) names the grounds for an extension; a code keeps free text (and personal data) out of the record.
 ExtensionReason = Literal["complexity", "number_of_requests"]
 
@@ -212,9 +215,9 @@ def forget_subject(deps: Deps, request_id: str) -> None:
 
 # ------------------------------------------------------------------ creating, reading, listing
 
-def create_request(deps: Deps, new: NewPrivacyRequest) -> PrivacyRequest:
+def create_request(deps: Deps, new: NewPrivacyRequest, actor: Actor) -> PrivacyRequest:
     """Seals the subject, stores the request as `received` and queues it for locating (the queue message carries
-    the request ID only)."""
+    the request ID only). Audited: the officer who filed it, the request's ID and type."""
     subject = new.subject.normalised()
     now = deps.now()
     request = PrivacyRequest(id=new_request_id(now), type=new.type, status="received", received_at=now,
@@ -225,6 +228,7 @@ def create_request(deps: Deps, new: NewPrivacyRequest) -> PrivacyRequest:
         "subject": subject.model_dump(exclude_none=True), "verification": new.verification.model_dump(),
         "note": new.note})
     repo.create(request.model_dump(mode="json"), sealed)
+    trail.record(deps, "privacy_request.received", actor, {"request_id": request.id, "type": request.type})
     enqueue(deps, request.id)
     logger.info("privacy request received", extra={"request_id": request.id, "type": request.type})
     return request
@@ -269,8 +273,9 @@ def index_subject(deps: Deps, request_id: str, refs: list[str]) -> None:
 # ------------------------------------------------------------------ status and steps
 
 def advance(deps: Deps, request_id: str, to_status: str, expect: set[str] | frozenset[str] | str, *,
-            actor=None, **fields) -> PrivacyRequest:
-    """Moves the request to `to_status` if it is now in `expect`; errors.Conflict otherwise."""
+            actor: Actor = WORKER, **fields) -> PrivacyRequest:
+    """Moves the request to `to_status` if it is now in `expect`; errors.Conflict otherwise. Audited as
+    `privacy_request.<to_status>` (with the failed step, the outcome and the number of profiles where given)."""
     expected = {expect} if isinstance(expect, str) else set(expect)
     if not expected or any(to_status not in TRANSITIONS[s] for s in expected):
         raise ValueError(f"no transition {sorted(expected)} -> {to_status}")
@@ -287,17 +292,26 @@ def advance(deps: Deps, request_id: str, to_status: str, expect: set[str] | froz
             raise NotFound(f"no privacy request {request_id}") from None
         raise Conflict(f"request {request_id} is {mismatch.current}; this needs it "
                        f"{' or '.join(sorted(expected))}") from None
+    moved = PrivacyRequest.model_validate(stored)
+    target = {"request_id": request_id, "from": moved.history[-2].status if len(moved.history) > 1 else "none"}
+    if "failed_step" in fields:
+        target["step"] = fields["failed_step"]
+    if isinstance(fields.get("result"), dict) and "outcome" in fields["result"]:
+        target["outcome"] = fields["result"]["outcome"].replace(" ", "-")
+    counts = {k: len(fields[k]) for k in ("profile_ids", "candidate_profile_ids") if k in fields}
+    trail.record(deps, f"privacy_request.{to_status}", actor, target, counts)
     logger.info("privacy request status", extra={"request_id": request_id, "status": to_status})
-    return PrivacyRequest.model_validate(stored)
+    return moved
 
 
 def record_step(deps: Deps, request_id: str, step: str, outcome: str, *, counts: dict[str, int] | None = None,
-                actor=None) -> PrivacyRequest:
+                actor: Actor = WORKER) -> PrivacyRequest:
     entry = StepDone(step=step, at=deps.now(), outcome=outcome, counts=counts or {})
     try:
         stored = repository(deps).update(request_id, set(), {}, append={"steps": [entry.model_dump()]})
     except StatusMismatch:
         raise NotFound(f"no privacy request {request_id}") from None
+    trail.record(deps, "privacy_request.step", actor, {"request_id": request_id, "step": step}, counts)
     logger.info("privacy request step", extra={"request_id": request_id, "step": step, "outcome": outcome,
                                                **(counts or {})})
     return PrivacyRequest.model_validate(stored)

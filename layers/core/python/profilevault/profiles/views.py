@@ -9,6 +9,7 @@ from profilevault.audit.trail import Actor
 from profilevault.domain.normalize import normalize_attributes
 from profilevault.errors import Forbidden, InvalidInput, NotFound
 from profilevault.keys import vault
+from profilevault.observability import capture_method
 from profilevault.storage import profile_store, store
 from profilevault.storage.profile_store import PROFILES
 from profilevault.wiring import Deps, profile_tables
@@ -55,6 +56,7 @@ def mask(attribute: str, value: str) -> str:
     return (value[:1] + "***") if value else value
 
 
+@capture_method
 def list_profiles(deps: Deps, actor: Actor, limit: int, cursor: str | None) -> dict:
     role = _view(actor)
     pairs, next_cursor = profile_store.page_profile_items(deps.dynamodb, profile_tables(deps), deps.tenant, limit,
@@ -71,6 +73,7 @@ def _open_profile(deps: Deps, profile_id: str) -> dict:
     return vault.open_document(deps.keyring, PROFILES, *items)
 
 
+@capture_method
 def get_profile(deps: Deps, actor: Actor, profile_id: str) -> dict:
     role = _view(actor)
     profile = shown(_open_profile(deps, profile_id), role)
@@ -90,6 +93,7 @@ def explain_profile(deps: Deps, actor: Actor, profile_id: str) -> dict:
     return {"profile_id": profile["id"], "members": shown(profile, role)["members"], "links": profile["links"]}
 
 
+@capture_method
 def search_profiles(deps: Deps, actor: Actor, query: dict[str, str]) -> dict:
     """Finds profiles by identifier through the blind indexes: no plaintext index exists to search. The audit
     entry names the attribute searched by and the number of results, never the value."""
