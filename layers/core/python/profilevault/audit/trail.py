@@ -22,7 +22,7 @@ from profilevault.storage.audit import ChainHead
 from profilevault.wiring import Deps
 
 GENESIS_HASH = "0" * 64
-MAX_APPEND_ATTEMPTS = 32
+MAX_APPEND_ATTEMPTS = 100
 SYSTEM_ROLE = "system"
 STAFF_ROLES = frozenset({"admin", "privacy_officer", "analyst", "auditor"})
 _ACTION = re.compile(r"[a-z][a-z_]*(\.[a-z][a-z_]*)+")
@@ -75,14 +75,23 @@ def record(deps: Deps, action: str, actor: Actor, target: dict[str, str] | None 
         if deps.audit.put_entry(entry):
             deps.audit.advance_head(ChainHead(seq=entry["seq"], hash=entry["hash"], at=entry["at"]))
             return entry
-        winner = deps.audit.get_entry(previous.seq + 1)
-        if winner is not None:
-            previous = ChainHead(seq=winner["seq"], hash=winner["hash"], at=winner["at"])
-        else:  # the entry that won is gone again (someone deleting entries): start over from the head
-            previous = deps.audit.head() or ChainHead(seq=0, hash=GENESIS_HASH, at="")
-        time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # noqa: S311 (jitter, not a secret)
+        # Jitter first, then look where the chain is: a view read before sleeping would be stale again.
+        time.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 4)))  # noqa: S311 (jitter, not a secret)
+        previous = _moved_on(deps, previous)
     logger.warning("audit append gave up", extra={"action": action, "attempts": MAX_APPEND_ATTEMPTS})
     raise AuditUnavailable(f"the audit trail is busy: {action} could not be recorded; try again")
+
+
+def _moved_on(deps: Deps, previous: ChainHead) -> ChainHead:
+    """Where the chain is now that another appender took seq previous.seq + 1: usually the head says (it may be
+    several entries on); a head not moved yet (that appender has not got there, or stopped) leaves the entry."""
+    head = deps.audit.head()
+    if head is not None and head.seq > previous.seq:
+        return head
+    winner = deps.audit.get_entry(previous.seq + 1)
+    if winner is None:  # the entry that won is gone again (someone deleting entries): start over from the head
+        return head or ChainHead(seq=0, hash=GENESIS_HASH, at="")
+    return ChainHead(seq=winner["seq"], hash=winner["hash"], at=winner["at"])
 
 
 def _check(action: str, actor: Actor, target: dict, counts: dict) -> None:

@@ -119,7 +119,8 @@ def ingest_landing_object(deps: Deps, obj: LandingObject) -> dict:
 
 
 INGESTER = Actor.system("ingest")
-_AUDITED_COUNTS = ("rows_read", "rows_stored", "rows_new", "rows_deleted", "rows_rejected", "warnings")
+_AUDITED_COUNTS = ("rows_read", "rows_stored", "rows_new", "rows_deleted", "rows_rejected", "rows_suppressed",
+                   "warnings")
 
 
 def _finish(deps: Deps, obj: LandingObject, changes: dict) -> dict:

@@ -81,6 +81,7 @@ def get_profile(deps: Deps, actor: Actor, profile_id: str) -> dict:
     return profile
 
 
+@capture_method
 def explain_profile(deps: Deps, actor: Actor, profile_id: str) -> dict:
     role = _view(actor)
     profile = _open_profile(deps, profile_id)
