@@ -1,6 +1,9 @@
 """The role x route matrix (profilevault.api.access.ROUTES, shown in README.md) covers every route of the API and is
 what the API enforces: every cell is walked through the real handler."""
 import re
+from pathlib import Path
+
+from conftest import api_event, lambda_context
 
 from profilevault.api.access import PUBLIC, ROUTES, Role
 
@@ -45,8 +48,6 @@ def test_a_path_that_is_no_route_is_a_404_problem(stack):
 
 
 def test_a_token_for_another_tenant_is_refused(stack):
-    from conftest import api_event, lambda_context
-
     event = api_event("GET", "/v1/sources", "admin")
     event["requestContext"]["authorizer"]["jwt"]["claims"]["pv_tenant"] = "someone-else"
     response = stack.handlers["PrivacyApiFunction"](event, lambda_context("api"))
@@ -54,8 +55,6 @@ def test_a_token_for_another_tenant_is_refused(stack):
 
 
 def test_the_readme_shows_the_matrix_the_api_enforces():
-    from pathlib import Path
-
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     shown = {}
     for line in readme.splitlines():

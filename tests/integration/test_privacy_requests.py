@@ -8,6 +8,7 @@ import zipfile
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import lambda_context, sample_event
 
 OFFICER = "privacy_officer"
 VERIFIED = {"method": "id card", "reference": "checked at the front desk"}
@@ -376,3 +377,9 @@ def test_confirming_a_request_that_is_not_waiting_for_review_is_a_409(people):
 def test_bad_list_parameters_are_a_422_problem(stack, query):
     status, problem, _ = stack.api("GET", "/v1/privacy-requests", role=OFFICER, query=query)
     assert status == 422 and problem["status"] == 422
+
+
+def test_the_worker_drops_a_message_for_a_request_it_does_not_hold(stack):
+    result = stack.handlers["PrivacyWorkerFunction"](sample_event("privacy_request_queued.json"),
+                                                    lambda_context("PrivacyWorkerFunction"))
+    assert result == {"batchItemFailures": []}
