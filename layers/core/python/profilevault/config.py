@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     data_key_cache_seconds: int = Field(default=300, ge=0, le=3600)
     # How long a unification run queued by an ingestion waits for more files of the same burst.
     ingestion_batch_window_seconds: int = Field(default=5, ge=0, le=900)
+    # How often the jobs queue delivers a job before its DLQ takes it (the queue's maxReceiveCount; the template
+    # sets both from one mapping). Only the refresh function reads it.
+    jobs_max_receives: int = Field(ge=1, le=1000)
 
 
 @lru_cache(maxsize=1)

@@ -53,6 +53,7 @@ ROUTES: dict[str, frozenset[Role]] = {
     "GET /v1/unification/rules": STEWARDS,
     "PUT /v1/unification/rules": ADMINS,
     "POST /v1/unification/runs": ADMINS,
+    "GET /v1/unification/runs": EVERYONE,
     "GET /v1/unification/runs/<run_id>": EVERYONE,
     "GET /v1/unification/suggestions": STEWARDS,
     "POST /v1/refreshes": ADMINS,

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 from profilevault.errors import AuditUnavailable
 from profilevault.observability import logger
-from profilevault.storage.audit import ChainHead
+from profilevault.storage.audit import ChainHead, Entry
 from profilevault.wiring import Deps
 
 GENESIS_HASH = "0" * 64
-MAX_APPEND_ATTEMPTS = 32
+MAX_APPEND_ATTEMPTS = 100
 SYSTEM_ROLE = "system"
 STAFF_ROLES = frozenset({"admin", "privacy_officer", "analyst", "auditor"})
 _ACTION = re.compile(r"[a-z][a-z_]*(\.[a-z][a-z_]*)+")
@@ -48,7 +48,7 @@ class Actor:
         return cls(sub=None, role=SYSTEM_ROLE, name=name)
 
 
-def entry_hash(entry: dict) -> str:
+def entry_hash(entry: Entry) -> str:
     """SHA-256 over the canonical JSON (sorted keys, no whitespace, UTF-8) of every field but `hash`."""
     body = {k: entry[k] for k in ("seq", "at", "actor", "role", "action", "target", "counts", "prev_hash")}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -56,7 +56,7 @@ def entry_hash(entry: dict) -> str:
 
 
 def record(deps: Deps, action: str, actor: Actor, target: dict[str, str] | None = None,
-           counts: dict[str, int] | None = None) -> dict:
+           counts: dict[str, int] | None = None) -> Entry:
     """Appends one entry to the tenant's chain and returns it.
 
     Conditional on the seq: if another appender took the next seq first, this one chains on from that entry and
@@ -69,20 +69,30 @@ def record(deps: Deps, action: str, actor: Actor, target: dict[str, str] | None 
     for attempt in range(MAX_APPEND_ATTEMPTS):
         # `at` never goes backwards along the chain (clocks of two containers may disagree by a few ms), so the
         # chain is ordered by time as well as by seq and a time range can be read newest first.
-        entry = {"seq": previous.seq + 1, "at": max(deps.now(), previous.at), "actor": who, "role": actor.role,
-                 "action": action, "target": target, "counts": counts, "prev_hash": previous.hash}
+        at = max(deps.now(), previous.at)
+        entry: Entry = {"seq": previous.seq + 1, "at": at, "actor": who, "role": actor.role, "action": action,
+                        "target": target, "counts": counts, "prev_hash": previous.hash}
         entry["hash"] = entry_hash(entry)
         if deps.audit.put_entry(entry):
-            deps.audit.advance_head(ChainHead(seq=entry["seq"], hash=entry["hash"], at=entry["at"]))
+            deps.audit.advance_head(ChainHead(seq=previous.seq + 1, hash=entry["hash"], at=at))
             return entry
-        winner = deps.audit.get_entry(previous.seq + 1)
-        if winner is not None:
-            previous = ChainHead(seq=winner["seq"], hash=winner["hash"], at=winner["at"])
-        else:  # the entry that won is gone again (someone deleting entries): start over from the head
-            previous = deps.audit.head() or ChainHead(seq=0, hash=GENESIS_HASH, at="")
-        time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # noqa: S311 (jitter, not a secret)
+        # Jitter first, then look where the chain is: a view read before sleeping would be stale again.
+        time.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 4)))  # noqa: S311 (jitter, not a secret)
+        previous = _moved_on(deps, previous)
     logger.warning("audit append gave up", extra={"action": action, "attempts": MAX_APPEND_ATTEMPTS})
     raise AuditUnavailable(f"the audit trail is busy: {action} could not be recorded; try again")
+
+
+def _moved_on(deps: Deps, previous: ChainHead) -> ChainHead:
+    """Where the chain is now that another appender took seq previous.seq + 1: usually the head says (it may be
+    several entries on); a head not moved yet (that appender has not got there, or stopped) leaves the entry."""
+    head = deps.audit.head()
+    if head is not None and head.seq > previous.seq:
+        return head
+    winner = deps.audit.get_entry(previous.seq + 1)
+    if winner is None:  # the entry that won is gone again (someone deleting entries): start over from the head
+        return head or ChainHead(seq=0, hash=GENESIS_HASH, at="")
+    return ChainHead(seq=winner["seq"], hash=winner["hash"], at=winner["at"])
 
 
 def _check(action: str, actor: Actor, target: dict, counts: dict) -> None:

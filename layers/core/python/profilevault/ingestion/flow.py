@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from profilevault import observability
 from profilevault.audit import trail
 from profilevault.audit.trail import Actor
+from profilevault.domain.ingestions import Ingestion
 from profilevault.domain.sources import SOURCE_NAME, SourceSpec
 from profilevault.errors import Conflict, IngestionRejected, KeyUnavailable
 from profilevault.ingestion.mapping import MappedRecord, map_row
@@ -23,7 +24,8 @@ from profilevault.keys import crypto, vault
 from profilevault.keys.keyring import TenantKeyring
 from profilevault.observability import capture_method, logger
 from profilevault.profiles import runs
-from profilevault.storage import objects, store
+from profilevault.storage import objects
+from profilevault.storage.sealed import SealedRecord
 from profilevault.wiring import Deps
 
 WRITE_BATCH = 500
@@ -76,78 +78,73 @@ def parse_drop_key(key: str) -> Drop:
 
 
 @capture_method
-def ingest_landing_object(deps: Deps, obj: LandingObject) -> dict:
-    """Ingests one landing file; returns the ingestion as the API shows it.
+def ingest_landing_object(deps: Deps, obj: LandingObject) -> Ingestion:
+    """Ingests one landing file; returns the ingestion as stored.
     Raises KeyUnavailable (and other infrastructure errors) so the queue delivers the file again later."""
     source_guess = obj.key.split("/")[1] if obj.key.count("/") >= 2 else ""
-    ingestion = store.create_ingestion(deps.dynamodb, deps.tables, deps.tenant, {
-        "id": obj.ingestion_id, "source": source_guess, "file": obj.key, "status": "processing",
-        "rows_read": 0, "rows_stored": 0, "rows_rejected": 0, "warnings": 0, "attempts": 0,
-        "started_at": deps.now()})
-    if ingestion["status"] != "processing":
+    ingestion = deps.ingestions.create(Ingestion(id=obj.ingestion_id, source=source_guess, file=obj.key,
+                                                 status="processing", started_at=deps.now()))
+    if ingestion.status != "processing":
         logger.info("ingestion already finished", extra={"ingestion_id": obj.ingestion_id,
-                                                          "status": ingestion["status"]})
-        if ingestion["status"] == "completed":
+                                                          "status": ingestion.status})
+        if ingestion.status == "completed":
             _remove_from_landing(deps, obj)  # in case the first delivery stopped right after completing
         return ingestion
-    store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id,
-                           {"attempts": ingestion.get("attempts", 0) + 1}, expect_status="processing")
+    deps.ingestions.update(obj.ingestion_id, expect_status="processing", attempts=ingestion.attempts + 1)
     try:
         result = _ingest(deps, obj)
     except IngestionRejected as rejected:
         logger.warning("file rejected", extra={"ingestion_id": obj.ingestion_id, "reason": rejected.detail})
-        return _finish(deps, obj, {"status": "failed", "reason": rejected.detail})
+        return _finish(deps, obj, status="failed", reason=rejected.detail)
     except KeyUnavailable as unavailable:
         logger.error("tenant key unavailable; the file stays for a retry",
                      extra={"ingestion_id": obj.ingestion_id})
         observability.key_unavailable("ingestion")
-        store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id,
-                               {"last_error": unavailable.detail})
+        deps.ingestions.update(obj.ingestion_id, last_error=unavailable.detail)
         raise
     except Exception as error:
-        store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id,
-                               {"last_error": f"{type(error).__name__}; will retry"})
+        deps.ingestions.update(obj.ingestion_id, last_error=f"{type(error).__name__}; will retry")
         raise
-    finished = _finish(deps, obj, {"status": "completed", **result})
+    finished = _finish(deps, obj, status="completed", **result)
     _remove_from_landing(deps, obj)
-    if finished["rows_stored"]:
+    if finished.rows_stored:
         runs.queue_run_after_ingestion(deps, obj.ingestion_id)
     return finished
 
 
 INGESTER = Actor.system("ingest")
-_AUDITED_COUNTS = ("rows_read", "rows_stored", "rows_new", "rows_deleted", "rows_rejected", "warnings")
+_AUDITED_COUNTS = ("rows_read", "rows_stored", "rows_new", "rows_deleted", "rows_rejected", "rows_suppressed",
+                   "warnings")
 
 
-def _finish(deps: Deps, obj: LandingObject, changes: dict) -> dict:
+def _finish(deps: Deps, obj: LandingObject, **changes: object) -> Ingestion:
     """Audits the file (one entry per file, never per row) before it is marked finished: if the append fails, the
     message comes back and the file is audited then."""
     source = obj.key.split("/")[1] if obj.key.count("/") >= 2 else ""
     trail.record(deps, f"ingestion.{changes['status']}", INGESTER,
                  {"ingestion_id": obj.ingestion_id, **({"source": source} if SOURCE_NAME.fullmatch(source) else {})},
-                 {k: changes[k] for k in _AUDITED_COUNTS if isinstance(changes.get(k), int)})
+                 {k: n for k in _AUDITED_COUNTS if isinstance(n := changes.get(k), int)})
     try:
-        store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id,
-                               {**changes, "finished_at": deps.now(), "last_error": None},
-                               expect_status="processing")
+        deps.ingestions.update(obj.ingestion_id, expect_status="processing", **changes, finished_at=deps.now(),
+                               last_error=None)
     except Conflict:
         logger.info("ingestion was finished by another delivery", extra={"ingestion_id": obj.ingestion_id})
     else:
-        observability.ingestion_finished(changes["status"], changes)
-    return store.get_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id)
+        observability.ingestion_finished(str(changes["status"]), changes)
+    return deps.ingestions.get(obj.ingestion_id)
 
 
 def _ingest(deps: Deps, obj: LandingObject) -> dict:
     drop = parse_drop_key(obj.key)
-    source = store.get_source(deps.dynamodb, deps.tables, deps.tenant, drop.source)
-    if source is None:
-        raise IngestionRejected(f"source {drop.source!r} is not registered: PUT /v1/sources/{drop.source} first")
     try:
-        spec = SourceSpec.model_validate({k: source[k] for k in SourceSpec.model_fields if k in source})
+        source = deps.sources.get(drop.source)
     except ValidationError as invalid:  # registered before a check that now refuses it (e.g. its CSV delimiter)
         fields = sorted({".".join(str(p) for p in e["loc"]) for e in invalid.errors()})
         raise IngestionRejected(f"source {drop.source!r} is registered with settings that are no longer accepted "
                                 f"({', '.join(fields)}): PUT /v1/sources/{drop.source} again") from None
+    if source is None:
+        raise IngestionRejected(f"source {drop.source!r} is not registered: PUT /v1/sources/{drop.source} first")
+    spec: SourceSpec = source
     check_encoding(_open(deps, obj), encoding_for(spec))
     report = RejectionReport(deps, obj.ingestion_id)
     counts: Counter = Counter()
@@ -157,14 +154,11 @@ def _ingest(deps: Deps, obj: LandingObject) -> dict:
     def flush() -> None:
         if drop.operation == "deletes":
             tokens = [vault.record_token(deps.keyring, drop.source, m.record_id) for m in batch]
-            counts["rows_deleted"] += store.delete_records(deps.dynamodb, deps.tables, deps.tenant, drop.source,
-                                                           tokens)
+            counts["rows_deleted"] += deps.records.delete(drop.source, tokens)
         else:
             stamp = deps.now()
-            sealed = [vault.seal_record(deps.keyring, deps.tenant, drop.source, m.record_id, m.attributes,
-                                        [{"attribute": w.attribute, "reason": w.reason} for w in m.warnings],
-                                        obj.ingestion_id, stamp) for m in batch]
-            counts["rows_new"] += store.write_records(deps.dynamodb, deps.tables, deps.tenant, drop.source, sealed)
+            sealed = [_seal(deps, drop.source, m, obj.ingestion_id, stamp) for m in batch]
+            counts["rows_new"] += deps.records.put_sealed(drop.source, sealed)
         counts["rows_stored"] += len(batch)
         batch.clear()
 
@@ -188,7 +182,7 @@ def _ingest(deps: Deps, obj: LandingObject) -> dict:
     result = {"source": drop.source, "kind": drop.kind, "operation": drop.operation,
               "rows_read": counts["rows_read"], "rows_stored": counts["rows_stored"],
               "rows_rejected": report.count, "warnings": sum(warning_reasons.values()),
-              "warning_reasons": json.dumps(dict(warning_reasons), sort_keys=True)}
+              "warning_reasons": dict(warning_reasons)}
     if drop.operation == "deletes":
         result["rows_deleted"] = counts["rows_deleted"]
     else:
@@ -197,6 +191,13 @@ def _ingest(deps: Deps, obj: LandingObject) -> dict:
     logger.info("file ingested", extra={"ingestion_id": obj.ingestion_id, **{k: v for k, v in result.items()
                                                                             if isinstance(v, int)}})
     return result
+
+
+def _seal(deps: Deps, source: str, mapped: MappedRecord, ingestion_id: str, stamp: str) -> SealedRecord:
+    token = vault.record_token(deps.keyring, source, mapped.record_id)
+    return vault.seal_record(deps.keyring, deps.records.address(source, token), token, mapped.record_id,
+                             mapped.attributes, [{"attribute": w.attribute, "reason": w.reason}
+                                                 for w in mapped.warnings], ingestion_id, stamp)
 
 
 def _open(deps: Deps, obj: LandingObject):
@@ -234,6 +235,7 @@ class RejectionReport:
     def save(self) -> dict:
         if not self.count:
             return {}
+        assert self._key is not None  # made with the first rejected row
         self._file.seek(0)
         objects.put_report(self.deps.s3, self.deps.vault_bucket, self.object_key, self._file)
         wrapped = self.deps.keyring.wrap_record_key(self._key, report_key_aad(self.ingestion_id))
@@ -248,11 +250,11 @@ def report_key_aad(ingestion_id: str) -> bytes:
     return crypto.item_aad("rejections", ingestion_id, "-", "report_key")
 
 
-def read_rejection_report(s3, keyring: TenantKeyring, vault_bucket: str, ingestion: dict) -> list[dict]:
+def read_rejection_report(s3, keyring: TenantKeyring, vault_bucket: str, ingestion: Ingestion) -> list[dict]:
     """Opens the report of an ingestion (for the admin API)."""
-    if not ingestion.get("rejection_report"):
+    if not ingestion.rejection_report or not ingestion.report_key:
         return []
-    key = keyring.unwrap_record_key(ingestion["report_key"], report_key_aad(ingestion["id"]))
-    body = objects.open_report(s3, vault_bucket, ingestion["rejection_report"])
-    return [json.loads(crypto.open_sealed(key, base64.b64decode(line), line_aad(ingestion["id"], number)))
+    key = keyring.unwrap_record_key(ingestion.report_key, report_key_aad(ingestion.id))
+    body = objects.open_report(s3, vault_bucket, ingestion.rejection_report)
+    return [json.loads(crypto.open_sealed(key, base64.b64decode(line), line_aad(ingestion.id, number)))
             for number, line in enumerate(body.iter_lines(), start=1) if line]

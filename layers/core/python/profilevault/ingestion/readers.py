@@ -13,7 +13,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from profilevault.domain.sources import SourceSpec
 from profilevault.errors import IngestionRejected
@@ -290,7 +290,7 @@ def _jsonl_rows(lines: _Lines, spec: SourceSpec) -> Iterator[RawRow | RowRejecti
 def _scalar_values(obj: dict, wanted: tuple[str, ...]) -> tuple[dict[str, str], str | None]:
     values: dict[str, str] = {}
     for name in wanted:
-        value = obj.get(name)
+        value: Any = obj.get(name)
         kind = type(value)
         if kind is str:
             values[name] = value
