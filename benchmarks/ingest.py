@@ -106,7 +106,7 @@ def cpu_pipeline(rows: int, repeat: int = 1) -> dict:
                 continue
             token = vault.record_token(keyring, "crm", mapped.record_id)
             vault.seal_record(keyring, record_address("bench", "crm", token), token, mapped.record_id,
-                              mapped.attributes, [], "ing_bench", "now")
+                              mapped.attributes, [], "ing_bench", "now", mapped.row_number)
             stored += 1
         timings.append(time.process_time() - started)
     best, median = min(timings), statistics.median(timings)

@@ -190,7 +190,8 @@ def stack(aws_env, monkeypatch, request) -> Stack:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ProfileVaultTest")
     get_settings.cache_clear()
     handlers = {}
-    for logical_id in ("IngestFunction", "PrivacyApiFunction", "RefreshFunction", "PrivacyWorkerFunction"):
+    for logical_id in ("IngestFunction", "IngestDeadLettersFunction", "PrivacyApiFunction", "RefreshFunction",
+                       "PrivacyWorkerFunction"):
         spec = deployed.functions[logical_id]
         handlers[logical_id] = load_handler(spec.code_dir, spec.handler)
     yield Stack(deployed=deployed, env=env, handlers=handlers, s3=boto3.client("s3", region_name=REGION),

@@ -29,8 +29,9 @@ from profilevault.audit.trail import Actor
 from profilevault.audit.verification import Verification
 from profilevault.aws import make_clients
 from profilevault.config import get_settings
-from profilevault.domain.ingestions import IngestionPage, IngestionView
+from profilevault.domain.ingestions import IngestionPage, IngestionView, SnapshotApproval
 from profilevault.domain.runs import Run, RunPage
+from profilevault.domain.shown import Shown
 from profilevault.domain.sources import Source, SourceSpec
 from profilevault.errors import Conflict, Forbidden, InvalidInput, KeyUnavailable, ProfileVaultError
 from profilevault.ingestion import catalog
@@ -92,10 +93,11 @@ class SourceList(BaseModel):
     items: list[Source]
 
 
-class Rejection(BaseModel):
+class Rejection(Shown):
     """A row that could not become a record: where it was, why, and what it held (admins only)."""
 
     row_number: int
+    last_row_number: int | None = None  # when the rejection took several rows (a stray quote swallows rows)
     reason: str
     raw: str
 
@@ -199,6 +201,15 @@ def get_ingestion(ingestion_id: str) -> IngestionView:
 def get_rejections(ingestion_id: str) -> RejectionList:
     return RejectionList.model_validate(
         {"items": catalog.ingestion_rejections(deps, ingestion_id, current_actor())})
+
+
+@app.post("/v1/ingestions/<ingestion_id>/apply", responses={
+    202: {"description": "Accepted: the held snapshot approved, and the refresh that applies it queued",
+          "content": {"application/json": {"model": SnapshotApproval}}}})
+def apply_snapshot(ingestion_id: str) -> Response[SnapshotApproval]:
+    """Applies a held full snapshot: the refresh queued with it deletes the records the snapshot did not bring."""
+    return Response(status_code=202, content_type="application/json",
+                    body=refresh.approve_snapshot(deps, ingestion_id, current_actor()))
 
 
 @app.get("/v1/tenant/key")

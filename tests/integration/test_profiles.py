@@ -197,28 +197,30 @@ def test_profiles_hold_no_plaintext(unified):
 
 def test_a_full_snapshot_replaces_the_previous_one_on_refresh(stack):
     load(stack, shop=False)
-    stack.ingest("crm", "v2.csv", b"id,mail,given,family\nc1,anna.new@example.org,Anna,Berg\n")
+    # (two of the three rows: a snapshot under MinSnapshotShare of the previous one would be held)
+    stack.ingest("crm", "v2.csv",
+                 b"id,mail,given,family\nc1,anna.new@example.org,Anna,Berg\nc3,lea@example.org,Lea,Vogt\n")
     status, refresh, _ = stack.api("POST", "/v1/refreshes")
     assert status == 202
     stack.run_jobs()
     assert stack.api("GET", f"/v1/refreshes/{refresh['id']}")[1]["status"] == "completed"
-    assert stack.api("GET", "/v1/sources/crm")[1]["record_count"] == 1
+    assert stack.api("GET", "/v1/sources/crm")[1]["record_count"] == 2
     assert stack.api("GET", "/v1/sources/crm/records/c2")[0] == 404
-    assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")})}
+    assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")}), frozenset({("crm", "c3")})}
     assert full_run(stack)["counts"]["profiles_written"] == 0
 
 
 def test_the_hourly_schedule_refreshes_profiles(stack):
     load(stack, shop=False)
-    stack.ingest("crm", "v2.csv", b"id,mail\nc1,anna.berg@example.org\n")
+    stack.ingest("crm", "v2.csv", b"id,mail\nc1,anna.berg@example.org\nc3,lea.vogt@example.org\n")
     # When EventBridge fires the schedule (the sample event from events/)
     queued = stack.handlers["RefreshFunction"](sample_event("refresh_schedule.json"), lambda_context("RefreshFunction"))
     stack.run_jobs()
     # Then the snapshot is applied and the profiles follow it
     run = stack.api("GET", f"/v1/refreshes/{queued['id']}")[1]
-    assert run["status"] == "completed" and run["counts"]["records_deleted"] == 2
+    assert run["status"] == "completed" and run["counts"]["records_deleted"] == 1
     assert run["mode"] == "full"  # the hourly reconciliation reads everything again
-    assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")})}
+    assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")}), frozenset({("crm", "c3")})}
 
 
 def jobs_queue_tries(stack) -> int:

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # How often the jobs queue delivers a job before its DLQ takes it (the queue's maxReceiveCount; the template
     # sets both from one mapping). Only the refresh function reads it.
     jobs_max_receives: int = Field(ge=1, le=1000)
+    # A full snapshot with fewer rows than this share of the last applied one is held, not applied (template
+    # parameter MinSnapshotShare).
+    min_snapshot_share: float = Field(default=0.5, ge=0, le=1)
 
 
 @lru_cache(maxsize=1)

@@ -1,11 +1,13 @@
 """Keeping profiles current: full snapshots replace what came before, removed sources are purged, and every
 change ends in a unification run over what is left."""
-from profilevault import jobs
+from profilevault import jobs, observability
 from profilevault.audit import trail
 from profilevault.audit.trail import Actor
+from profilevault.domain.ingestions import HeldSnapshot, SnapshotApproval
 from profilevault.domain.runs import FINAL, Run
 from profilevault.domain.sources import check_source_name
-from profilevault.errors import NotFound
+from profilevault.errors import Conflict, NotFound
+from profilevault.ingestion import snapshots
 from profilevault.observability import capture_method, logger
 from profilevault.profiles import runs
 from profilevault.storage import objects
@@ -23,20 +25,26 @@ def on_schedule(deps: Deps) -> Run:
     return queue_refresh(deps, trigger="schedule", actor=Actor.system("schedule"))
 
 
-def apply_snapshots(deps: Deps) -> int:
-    """A source's latest completed full snapshot is complete: records it did not bring (and no later incremental
-    upsert brought) are deleted, keys and index entries with them."""
-    deleted = 0
+def apply_snapshots(deps: Deps) -> tuple[int, list[HeldSnapshot]]:
+    """A source's newest completed full snapshot is complete: records it did not bring (no later incremental
+    upsert brought, and none of its rejected rows named) are deleted, keys and index entries with them. A held
+    snapshot deletes nothing (see ingestion.snapshots). Returns the records deleted and the snapshots held."""
+    deleted, held = 0, []
     for source in deps.sources.list():
-        # A "snapshot" whose every row was rejected is a broken export, not an empty source: it deletes nothing.
-        fulls = [i for i in deps.ingestions.of_source(source.name)
-                 if i.kind == "full" and i.status == "completed" and (i.rows_stored or not i.rows_rejected)]
+        fulls = list(snapshots.completed_snapshots(deps, source.name))
         if not fulls:
             continue
-        cutoff = fulls[0].started_at  # newest first
+        latest, older = snapshots.reviewed(deps, fulls[0], fulls[1:]), fulls[1:]
+        if latest.snapshot == snapshots.HELD:
+            logger.warning("full snapshot held: nothing deleted until an admin applies it or a later snapshot "
+                           "supersedes it", extra={"ingestion_id": latest.id, "reason": latest.snapshot_reason})
+            held.append(HeldSnapshot.of(latest))
+            continue
+        cutoff = latest.started_at
         stale = [token for token, stamp in deps.records.stamps(source.name) if stamp < cutoff]
         deleted += deps.records.delete(source.name, stale)
-    return deleted
+        snapshots.mark_applied(deps, latest, older)
+    return deleted, held
 
 
 @capture_method
@@ -46,7 +54,26 @@ def run_refresh(deps: Deps, run_id: str) -> Run | None:
     run = deps.runs.get(run_id)
     if run is None or run.status in FINAL:  # a job delivered again after its run finished
         return run
-    return runs.run_unification(deps, run_id, full=True, records_deleted=apply_snapshots(deps))
+    deleted, held = apply_snapshots(deps)
+    observability.snapshots_held(len(held))
+    return runs.run_unification(deps, run_id, full=True, records_deleted=deleted, held_snapshots=held)
+
+
+def approve_snapshot(deps: Deps, ingestion_id: str, actor: Actor) -> SnapshotApproval:
+    """An admin applies a held snapshot: it is approved, and a refresh queued at once applies it (deleting what it
+    did not bring). Only a source's newest snapshot can be applied: a later one has superseded the others."""
+    ingestion = deps.ingestions.get(ingestion_id)
+    if ingestion.kind != "full" or ingestion.status != "completed":
+        raise Conflict(f"ingestion {ingestion_id} is not a completed full snapshot")
+    newest = next(snapshots.completed_snapshots(deps, ingestion.source), None)
+    if newest is not None and newest.id != ingestion_id:
+        raise Conflict(f"a later snapshot ({newest.id}) supersedes ingestion {ingestion_id}")
+    if ingestion.snapshot not in (snapshots.HELD, snapshots.APPROVED):
+        raise Conflict(f"snapshot {ingestion_id} is not held (it is {ingestion.snapshot or 'not reviewed'})")
+    deps.ingestions.update(ingestion_id, snapshot=snapshots.APPROVED, approved_at=deps.now())
+    logger.info("held snapshot applied by an admin", extra={"ingestion_id": ingestion_id})
+    refresh = queue_refresh(deps, trigger=f"snapshot {ingestion_id} applied", actor=actor)
+    return SnapshotApproval(ingestion_id=ingestion_id, snapshot="approved", refresh_id=refresh.id)
 
 
 def remove_source(deps: Deps, name: str, actor: Actor) -> Run:

@@ -48,6 +48,7 @@ class Deps:
     requests_queue_url: str
     exports_bucket: str
     ingestion_batch_window_seconds: int = 5
+    min_snapshot_share: float = 0.5
     now: Callable[[], str] = field(default=utc_now)
 
 
@@ -77,4 +78,5 @@ def build_deps(settings: Settings | None = None, clients: AwsClients | None = No
         anchors=AnchorStore(clients.s3, settings.audit_anchor_bucket),
         s3=clients.s3, sqs=clients.sqs, vault_bucket=settings.vault_bucket, jobs_queue_url=settings.jobs_queue_url,
         requests_queue_url=settings.requests_queue_url, exports_bucket=settings.exports_bucket,
-        ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds)
+        ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds,
+        min_snapshot_share=settings.min_snapshot_share)

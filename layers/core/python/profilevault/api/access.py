@@ -46,6 +46,7 @@ ROUTES: dict[str, frozenset[Role]] = {
     "GET /v1/ingestions": EVERYONE,
     "GET /v1/ingestions/<ingestion_id>": EVERYONE,
     "GET /v1/ingestions/<ingestion_id>/rejections": ADMINS,
+    "POST /v1/ingestions/<ingestion_id>/apply": ADMINS,
     # the tenant key
     "GET /v1/tenant/key": KEY_READERS,
     "PUT /v1/tenant/key": ADMINS,

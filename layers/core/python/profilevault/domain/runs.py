@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from profilevault.domain.ingestions import HeldSnapshot
 from profilevault.domain.shown import Shown
 
 RunType = Literal["unify", "refresh", "purge_source"]
@@ -39,6 +40,7 @@ class RunCounts(Shown):
     profiles_deleted: int = 0
     suggestions: int = 0
     records_deleted: int | None = None  # refreshes and source purges
+    snapshots_held: int | None = None  # refreshes: full snapshots held instead of applied
 
 
 class Run(Shown):
@@ -57,6 +59,7 @@ class Run(Shown):
     finished_at: str | None = None
     duration_ms: int | None = None
     counts: RunCounts | None = None
+    held_snapshots: list[HeldSnapshot] | None = None  # refreshes: the snapshots they held (ingestion.snapshots)
     reason: str | None = None  # why it failed
 
     @classmethod

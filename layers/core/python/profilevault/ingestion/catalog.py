@@ -4,19 +4,22 @@ from pydantic import BaseModel
 from profilevault.api import cursors
 from profilevault.audit import trail
 from profilevault.audit.trail import Actor
-from profilevault.domain.ingestions import IngestionPage, IngestionView
+from profilevault.domain.ingestions import HeldSnapshot, IngestionPage, IngestionView
 from profilevault.domain.sources import Source, SourceSpec, check_source_name
 from profilevault.errors import NotFound
 from profilevault.ingestion import flow as ingestion_logic
+from profilevault.ingestion import snapshots
 from profilevault.keys import vault
 from profilevault.observability import capture_method
 from profilevault.wiring import Deps
 
 
 class SourceView(Source):
-    """A registered source with the number of records stored for it."""
+    """A registered source with the number of records stored for it, and its newest full snapshot while that is
+    held (or approved and not yet applied): it deletes nothing until an admin applies it."""
 
     record_count: int
+    held_snapshot: HeldSnapshot | None = None
 
 
 class RecordView(BaseModel):
@@ -43,7 +46,8 @@ def describe_source(deps: Deps, name: str) -> SourceView:
     source = deps.sources.get(name)
     if source is None:
         raise NotFound(f"no source {name!r}")
-    return SourceView(**source.model_dump(), record_count=deps.records.count(name))
+    return SourceView(**source.model_dump(), record_count=deps.records.count(name),
+                      held_snapshot=snapshots.waiting(deps, name))
 
 
 def list_sources(deps: Deps) -> list[Source]:

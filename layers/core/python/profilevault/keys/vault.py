@@ -49,11 +49,13 @@ def index_refs(keyring: TenantKeyring, attributes: dict[str, str]) -> tuple[Inde
 
 
 def seal_record(keyring: TenantKeyring, address: Address, token: str, record_id: str, attributes: dict[str, str],
-                warnings: list[dict], ingestion_id: str, ingested_at: str) -> SealedRecord:
-    """A record of a source, sealed at `address` (the records repository's address of its `token`)."""
+                warnings: list[dict], ingestion_id: str, ingested_at: str,
+                row_number: int | None = None) -> SealedRecord:
+    """A record of a source, sealed at `address` (the records repository's address of its `token`); `row_number`:
+    the row of the ingestion's file it came from (stored beside it, for finding keys a file repeats)."""
     document = seal(keyring, address, {"record_id": record_id, "attributes": attributes, "warnings": warnings})
     return SealedRecord(token=token, document=document, ingestion_id=ingestion_id, ingested_at=ingested_at,
-                        index_refs=index_refs(keyring, attributes))
+                        index_refs=index_refs(keyring, attributes), row_number=row_number)
 
 
 @dataclass(frozen=True, slots=True)

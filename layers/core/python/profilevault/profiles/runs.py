@@ -13,6 +13,7 @@ from collections import defaultdict
 from profilevault import jobs, observability
 from profilevault.audit import trail
 from profilevault.audit.trail import Actor
+from profilevault.domain.ingestions import HeldSnapshot
 from profilevault.domain.runs import FINAL, Run, RunCounts
 from profilevault.domain.sources import Source
 from profilevault.errors import Conflict, NotFound
@@ -95,11 +96,12 @@ def read_all(deps: Deps, ruleset: str, sources: list[Source]) -> unification_sta
 
 
 @capture_method
-def run_unification(deps: Deps, run_id: str, full: bool = False, records_deleted: int | None = None) -> Run | None:
+def run_unification(deps: Deps, run_id: str, full: bool = False, records_deleted: int | None = None,
+                    held_snapshots: list[HeldSnapshot] | None = None) -> Run | None:
     """Incremental unless asked for a full run (or the saved state cannot be used): the journaled changes are
     applied to the state of the last run, the clusters recomputed in memory and only what changed written.
-    `records_deleted` (a refresh's or a purge's) goes into the run's counts. -> the run as stored, None when there
-    is no such run."""
+    `records_deleted` (a refresh's or a purge's) goes into the run's counts, `held_snapshots` (a refresh's) into the
+    run and its count into the counts. -> the run as stored, None when there is no such run."""
     run = deps.runs.get(run_id)
     if run is None:
         logger.warning("no such run; its job is dropped", extra={"run_id": run_id})
@@ -137,12 +139,13 @@ def run_unification(deps: Deps, run_id: str, full: bool = False, records_deleted
     counts = RunCounts(**{k: result.counts.get(k, 0) for k in ("records", "profiles", "merged", "split", "new",
                                                                "unchanged")},
                        records_read=records_read, profiles_written=written, profiles_deleted=deleted,
-                       suggestions=len(possible), records_deleted=records_deleted)
+                       suggestions=len(possible), records_deleted=records_deleted,
+                       snapshots_held=None if held_snapshots is None else len(held_snapshots))
     # Audited before the run is marked completed: if the append fails, the job is retried (and audited then).
     trail.record(deps, _COMPLETED[run.type], RUNNER, {**_run_target(run), "mode": mode},
                  counts.model_dump(exclude_none=True))
     done = advance(deps, running, status="completed", finished_at=deps.now(), mode=mode, counts=counts,
-                   duration_ms=int((time.monotonic() - started) * 1000))
+                   held_snapshots=held_snapshots, duration_ms=int((time.monotonic() - started) * 1000))
     logger.info("unification run finished", extra={"run_id": run_id, "mode": mode,
                                                    **counts.model_dump(exclude_none=True)})
     if done is not None and done.duration_ms is not None:

@@ -33,7 +33,8 @@ Key shapes (pk / sk; <t> tenant, <s> source, <token> blind index of a record ID,
                  TENANT#<t> / UNIFICATION#RULES                 sealed rule set
                  TENANT#<t> / UNIFICATION#STATE                 pointer to the sealed unification state object
                  TENANT#<t>#CHANGES / C#<random>                change journal entry (source, tokens)
-  RecordsTable   TENANT#<t>#SOURCE#<s> / REC#<token>            sealed record, ingestion_id, ingested_at, index_refs
+  RecordsTable   TENANT#<t>#SOURCE#<s> / REC#<token>            sealed record, ingestion_id, ingested_at, row_number,
+                                                                kept_at, index_refs
   IndexTable     TENANT#<t>#IDX#<attr>#<hmac> / SOURCE#<s>#REC#<token>   blind-index entry (kid of its write)
   ProfilesTable  TENANT#<t>#PROFILES / P#<profile id>           sealed profile, digest, previous_ids
                  TENANT#<t>#MEMBERS / M#<s>#<token>             member map: record -> profile id

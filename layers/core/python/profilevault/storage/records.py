@@ -1,7 +1,10 @@
 """Source records: the sealed record items, their wrapped keys and their blind-index entries.
 
     RecordsTable  TENANT#<t>#SOURCE#<s> / REC#<token>     fmt, kid, payload (sealed record), ingestion_id,
-                                                          ingested_at, index_refs (string set of "<attr>#<hmac>")
+                                                          ingested_at, row_number (the row of the ingestion's
+                                                          file that wrote it), kept_at (when a full snapshot last
+                                                          named it in a rejected row), index_refs (string set of
+                                                          "<attr>#<hmac>")
     KeysTable     TENANT#<t>#SOURCE#<s> / REC#<token>#K#<kid>   wrapped_key (crypto-shredding deletes it)
     IndexTable    TENANT#<t>#IDX#<attr>#<hmac> / SOURCE#<s>#REC#<token>   kid of the write that put the entry
 
@@ -10,12 +13,16 @@ record item's own `index_refs` say which values it holds now (see `find`).
 
     records = RecordRepository(ddb, tables, tenant)          # built once in wiring
     address = records.address("crm", token)                  # where vault.seal_record binds a record
-    new = records.put_sealed("crm", sealed)                  # keys, records, stale keys and index entries, journal
-    before = records.refs("crm", tokens)                     # -> {token: StoredRef(kid, index_refs)}
+    put = records.put_sealed("crm", sealed)                  # keys, records, stale keys and index entries, journal
+    put.new; put.before                                      # -> how many were new; {token: StoredRef} before
+    before = records.refs("crm", tokens)                     # -> {token: StoredRef(kid, index_refs, ingestion_id,
+                                                             #                      row_number)}
     record = records.get("crm", token)                       # -> SealedRecord | None (None: absent or shredded)
     for record in records.read("crm", tokens): ...           # those of `tokens` that exist and are readable
     for record in records.all("crm"): ...                    # every readable record of a source, page by page
-    records.count("crm"); records.tokens("crm"); records.stamps("crm")   # -> int; [token]; [(token, ingested_at)]
+    records.count("crm"); records.tokens("crm")              # -> int; [token]
+    records.stamps("crm")                                    # -> [(token, the later of ingested_at, kept_at)]
+    kept = records.keep("crm", tokens, now)                  # kept_at of those that exist -> how many
     deleted = records.delete("crm", tokens)                  # records, every key they had, their index entries
     members = records.find(IndexRef("email", digest))        # -> [(source, token)], with read repair
 
@@ -42,6 +49,7 @@ from profilevault.storage.dynamo import (
     key,
     query_prefix,
     to_item,
+    to_value,
 )
 from profilevault.storage.sealed import (
     Address,
@@ -69,6 +77,17 @@ class StoredRef:
 
     kid: str
     index_refs: tuple[IndexRef, ...]
+    ingestion_id: str | None = None  # the ingestion that wrote it
+    row_number: int | None = None  # and the row of its file (None: written before rows were recorded)
+
+
+@dataclass(frozen=True)
+class Put:
+    """What `put_sealed` did: how many of the records were new, and what those that existed said of themselves
+    before (read anyway to find their stale keys and index entries; the ingest flow finds repeated keys in it)."""
+
+    new: int
+    before: dict[str, StoredRef]
 
 
 def _ref_text(ref: IndexRef) -> str:
@@ -101,21 +120,24 @@ class RecordRepository:
         pk = self._pk(source)
         found = {}
         for item in batch_get(self._ddb, self._tables.records, [key(pk, _REC + t) for t in tokens],
-                              projection="sk, index_refs, kid"):
+                              projection="sk, index_refs, kid, ingestion_id, row_number"):
             values = from_item(item)
             found[values["sk"][len(_REC):]] = StoredRef(values["kid"], tuple(
-                _ref_of(r) for r in sorted(values.get("index_refs", ()))))
+                _ref_of(r) for r in sorted(values.get("index_refs", ()))), values.get("ingestion_id"),
+                values.get("row_number"))
         return found
 
-    def put_sealed(self, source: str, sealed: Iterable[SealedRecord]) -> int:
+    def put_sealed(self, source: str, sealed: Iterable[SealedRecord]) -> Put:
         """Writes records: new keys first, then the records that point at them, then the keys they replaced and
         the index entries of values they no longer have are removed. Idempotent: the same record written again
-        replaces itself. Returns the number of records that did not exist before."""
+        replaces itself. Returns how many records did not exist before, and what those that did said before."""
         unique = list({s.token: s for s in sealed}.values())  # the same record twice in one batch: the last wins
         new = 0
+        was: dict[str, StoredRef] = {}
         for start in range(0, len(unique), BATCH_GET_MAX):
             chunk = unique[start:start + BATCH_GET_MAX]
             before = self.refs(source, [s.token for s in chunk])
+            was.update(before)
             new += sum(1 for s in chunk if s.token not in before)
             batch_write(self._ddb, self._tables.keys, [key_item(s.document) for s in chunk])
             batch_write(self._ddb, self._tables.records, [self._item(s) for s in chunk])
@@ -131,12 +153,31 @@ class RecordRepository:
                 deletes += [key(self._index_pk(ref), entry_sk) for ref in stale]
             batch_write(self._ddb, self._tables.index, puts, deletes)
             self.journal.add(source, [s.token for s in chunk])
-        return new
+        return Put(new, was)
 
     @staticmethod
     def _item(record: SealedRecord) -> Item:
-        extra = {"ingestion_id": record.ingestion_id, "ingested_at": record.ingested_at}
+        extra: dict[str, Any] = {"ingestion_id": record.ingestion_id, "ingested_at": record.ingested_at}
+        if record.row_number is not None:
+            extra["row_number"] = record.row_number
         return data_item(record.document, **extra, index_refs={_ref_text(r) for r in record.index_refs})
+
+    def keep(self, source: str, tokens: Iterable[str], stamp: str) -> int:
+        """Marks those of the records that exist as named by a full snapshot at `stamp` (a rejected row's key: the
+        source still has the record, so applying that snapshot must not delete it). -> how many existed."""
+        kept = 0
+        for token in dict.fromkeys(tokens):
+            try:
+                self._ddb.update_item(TableName=self._tables.records, Key=key(self._pk(source), _REC + token),
+                                      UpdateExpression="SET kept_at = :stamp",
+                                      ConditionExpression="attribute_exists(pk)",
+                                      ExpressionAttributeValues={":stamp": to_value(stamp)})
+                kept += 1
+            except ClientError as error:
+                if not is_conditional_failure(error):
+                    raise
+                # no such record: nothing to keep
+        return kept
 
     def delete(self, source: str, tokens: Iterable[str]) -> int:
         """Deletes records, every wrapped key they ever had (crypto-shredding) and their index entries. -> how many
@@ -163,10 +204,12 @@ class RecordRepository:
     # ------------------------------------------------------------------ reads
 
     def _record(self, item: Item, wrapped: Item) -> SealedRecord:
-        values = from_item({k: item[k] for k in ("ingestion_id", "ingested_at", "index_refs") if k in item})
+        values = from_item({k: item[k] for k in ("ingestion_id", "ingested_at", "index_refs", "row_number")
+                            if k in item})
         return SealedRecord(token=item["sk"]["S"][len(_REC):], document=document_of(RECORDS, item, wrapped),
                             ingestion_id=values["ingestion_id"], ingested_at=values["ingested_at"],
-                            index_refs=tuple(_ref_of(r) for r in sorted(values.get("index_refs", ()))))
+                            index_refs=tuple(_ref_of(r) for r in sorted(values.get("index_refs", ()))),
+                            row_number=values.get("row_number"))
 
     def get(self, source: str, token: str) -> SealedRecord | None:
         """The record, or None when it does not exist or its key is gone (shredded: unreadable by design)."""
@@ -209,9 +252,14 @@ class RecordRepository:
                 for i in query_prefix(self._ddb, self._tables.records, self._pk(source), _REC, projection="sk")]
 
     def stamps(self, source: str) -> list[tuple[str, str]]:
-        """(token, ingested_at) of every record of a source."""
-        items = query_prefix(self._ddb, self._tables.records, self._pk(source), _REC, projection="sk, ingested_at")
-        return [(i["sk"]["S"][len(_REC):], i["ingested_at"]["S"]) for i in items]
+        """(token, when an ingestion last wrote the record or a full snapshot last kept it) of every record of a
+        source: what a snapshot's start is compared with."""
+        stamps = []
+        for item in query_prefix(self._ddb, self._tables.records, self._pk(source), _REC,
+                                 projection="sk, ingested_at, kept_at"):
+            values = from_item(item)
+            stamps.append((values["sk"][len(_REC):], max(values["ingested_at"], values.get("kept_at", ""))))
+        return stamps
 
     # ------------------------------------------------------------------ blind-index lookups
 

@@ -66,6 +66,7 @@ class SealedRecord:
     ingestion_id: str
     ingested_at: str
     index_refs: tuple[IndexRef, ...] = ()
+    row_number: int | None = None  # the row of the ingestion's file that wrote it (None: written before rows were)
 
 
 # ------------------------------------------------------------------ items (repositories only)
