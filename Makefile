@@ -22,12 +22,16 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/mypy
 
 test: lint
 	$(VENV)/bin/pytest
 
+# The quick ones (a few minutes); see benchmarks/ and the README for the others (local stack, 100k, 1M rows).
 bench: $(STAMP)
-	$(VENV)/bin/python -m benchmarks.ingest_pipeline
+	$(VENV)/bin/python -m benchmarks.ingest cpu --rows 50000 --repeat 3
+	$(VENV)/bin/python -m benchmarks.ingest calls --rows 1000
+	$(VENV)/bin/python -m benchmarks.unification.run --records 10000
 
 clean:
 	rm -rf $(VENV) .profilevault

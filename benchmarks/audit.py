@@ -75,7 +75,7 @@ def aws_calls(entries: int) -> dict:
         page_calls, page_seconds = _measure(calls, lambda: listing.list_entries(deps, limit=100))
         anchor_calls, _ = _measure(calls, lambda: verification.anchor_head(deps))
         report = verification.verify(deps)
-    return {"benchmark": "audit_calls", "entries": report["entries"], "valid": report["valid"],
+    return {"benchmark": "audit_calls", "entries": report.entries, "valid": report.valid,
             "append_staff_calls": staff_append, "append_system_calls": system_append,
             "moto_seconds_per_append": round(fill_seconds / max(entries - 3, 1), 4),
             "verify_calls": verify_calls, "verify_seconds_in_moto": verify_seconds,
@@ -123,8 +123,8 @@ def contention(threads: int, appends: int) -> dict:
         seconds = time.perf_counter() - started
         report = verification.verify(deps)
     return {"benchmark": "audit_contention", "threads": threads, "appends": threads * appends,
-            "stored": len(attempts), "failed": Counter(errors), "valid": report["valid"],
-            "gapless": report["head"]["seq"] == report["entries"] == len(attempts),
+            "stored": len(attempts), "failed": Counter(errors), "valid": report.valid,
+            "gapless": report.head is not None and report.head.seq == report.entries == len(attempts),
             "attempts_mean": round(statistics.mean(attempts), 2), "attempts_max": max(attempts),
             "attempts_p90": sorted(attempts)[int(len(attempts) * 0.9) - 1],
             "appends_per_second_in_moto": round(len(attempts) / seconds, 1)}

@@ -68,37 +68,40 @@ def _person(i: int) -> dict:
 def _seed(deps, profiles: int) -> None:
     """N people through the real write path (sealed records, keys, blind indexes, the change journal), then one
     incremental unification run from an empty saved state: it reads exactly the journaled records by key."""
+    from profilevault import jobs
     from profilevault.domain.sources import SourceSpec
     from profilevault.keys import vault
     from profilevault.profiles import rulesets, runs
     from profilevault.profiles import state as unification_state
-    from profilevault.storage import store
-    from profilevault.wiring import profile_tables
 
     for name, fields, importance in (("crm", CRM, 1), ("shop", SHOP, 2)):
-        store.put_source(deps.dynamodb, deps.tables, deps.tenant, name, SourceSpec(
-            format="csv", primary_key="id", fields=fields, importance=importance).model_dump(), deps.now())
+        deps.sources.put(name, SourceSpec(format="csv", primary_key="id", fields=fields, importance=importance),
+                         deps.now())
     now = deps.now()
     people = [("crm", "p-0", PERSON), ("shop", "o-0", PERSON)] + [("crm", f"c{i}", _person(i))
                                                                  for i in range(1, profiles)]
     for source in ("crm", "shop"):
         rows = [(rid, attrs) for s, rid, attrs in people if s == source]
         for start in range(0, len(rows), WRITE_BATCH):
-            store.write_records(deps.dynamodb, deps.tables, deps.tenant, source, [
-                vault.seal_record(deps.keyring, deps.tenant, source, rid, attrs, [], "ing_seed", now)
-                for rid, attrs in rows[start:start + WRITE_BATCH]])
-    t = profile_tables(deps)
-    sources = store.list_sources(deps.dynamodb, deps.tables, deps.tenant)
+            sealed = []
+            for rid, attrs in rows[start:start + WRITE_BATCH]:
+                token = vault.record_token(deps.keyring, source, rid)
+                sealed.append(vault.seal_record(deps.keyring, deps.records.address(source, token), token, rid,
+                                                attrs, [], "ing_seed", now))
+            deps.records.put_sealed(source, sealed)
+    sources = deps.sources.list()
     digest = unification_state.ruleset_digest(deps, rulesets.get_ruleset(deps))
-    unification_state.save(deps, t, unification_state.State(digest, unification_state.registered(sources), {}, {},
-                                                            {}), sweep=False)
-    run = runs.run_unification(deps, "run_seed")
-    assert run["mode"] == "incremental" and run["counts"]["profiles"] == profiles, run["counts"]
+    unification_state.save(deps, unification_state.State(digest, unification_state.registered(sources), {}, {}, {}),
+                           sweep=False)
+    run = jobs.queue_job(deps, "unify", "benchmark")
+    run = runs.run_unification(deps, run.id)
+    assert run.mode == "incremental" and run.counts.profiles == profiles, run.counts
 
 
 def calls(profiles: int) -> dict:
     from moto import mock_aws
 
+    from profilevault.audit.trail import Actor
     from profilevault.aws import make_clients
     from profilevault.config import get_settings
     from profilevault.privacy import erasure, fulfil, requests
@@ -106,8 +109,7 @@ def calls(profiles: int) -> dict:
     from profilevault.privacy.locate import locate_subject
     from profilevault.privacy.requests import NewPrivacyRequest
     from profilevault.profiles import runs
-    from profilevault.storage import objects, profile_store
-    from profilevault.wiring import build_deps, profile_tables
+    from profilevault.wiring import build_deps
     from profilevault_local.stack import deploy
 
     _aws_env()
@@ -133,7 +135,7 @@ def calls(profiles: int) -> dict:
         deps, counter = fresh()
         request = requests.create_request(deps, NewPrivacyRequest.model_validate({
             "type": "erasure", "subject": {"email": PERSON["email"]},
-            "verification": {"method": "benchmark", "reference": "-"}}))
+            "verification": {"method": "benchmark", "reference": "-"}}), Actor(sub="benchmark", role="privacy_officer"))
         counter.take()  # filing the request is the API's, not the erasure's
         # The worker's turn: locate, in_progress, start the workflow (moto records the execution without running
         # it here: the steps run below, one by one, as the state machine would invoke them).
@@ -145,7 +147,7 @@ def calls(profiles: int) -> dict:
             erasure.run_step(deps, StepEvent(step=step, request_id=request.id, task_token="benchmark"))
             steps[step] = counter.take()
             if step == "recompute":  # the queued run, as the refresh function runs it
-                run_id = deps.erasure_work.load(request.id).recompute_run_id
+                run_id = erasure.load_work(deps, request.id).recompute_run_id
                 deps, counter = fresh()
                 began = time.perf_counter()
                 run = runs.run_unification(deps, run_id)
@@ -153,14 +155,13 @@ def calls(profiles: int) -> dict:
                 steps["recompute_run"] = counter.take()
         done = requests.get_request(deps, request.id)
         assert done.status == "completed", done
-        items = profile_store.get_state_items(deps.dynamodb, profile_tables(deps), deps.tenant)
-        state_bytes = len(objects.get_blob(deps.s3, deps.vault_bucket, items[0]["object"]["S"]))
+        state_bytes = len(deps.states.load().payload)
     total = Counter()
     for counted in steps.values():
         total.update({k: v for k, v in counted.items() if k != "detail"})
     return {"benchmark": "erasure_aws_calls", "profiles": profiles, "seed_seconds": round(seed_seconds, 1),
             "locate": {k: v for k, v in locate_calls.items() if k != "detail"},
-            "erasure_total": dict(total), "run_mode": run["mode"], "recompute_seconds": round(recompute_seconds, 2),
+            "erasure_total": dict(total), "run_mode": run.mode, "recompute_seconds": round(recompute_seconds, 2),
             "state_bytes": state_bytes,
             "per_step": {name: {k: v for k, v in counted.items() if k != "detail" and v}
                          for name, counted in steps.items()},

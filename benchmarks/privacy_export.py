@@ -30,12 +30,12 @@ def build(records: int) -> dict:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     with mock_aws():
         from profilevault.audit.trail import Actor
+        from profilevault.aws import make_clients
         from profilevault.config import get_settings
         from profilevault.domain.sources import SourceSpec
         from profilevault.keys import vault
         from profilevault.privacy import export, fulfil, requests
         from profilevault.privacy.locate import locate_subject
-        from profilevault.storage import store
         from profilevault.wiring import build_deps
         from profilevault_local.stack import deploy
 
@@ -43,19 +43,22 @@ def build(records: int) -> dict:
         for spec in deployed.functions.values():
             os.environ.update(spec.env)
         get_settings.cache_clear()
-        deps = build_deps()
+        clients = make_clients()
+        deps = build_deps(get_settings(), clients)
         calls: Counter = Counter()
-        for client in (deps.dynamodb, deps.s3, deps.keyring._kms_client):
+        for client in (clients.dynamodb, clients.s3, clients.kms):
             client.meta.events.register("before-call", lambda model, **_: calls.update(
                 [model.service_model.service_name]))
         fields = {"mail": "email", "note": "custom.note"}
-        store.put_source(deps.dynamodb, deps.tables, deps.tenant, "crm",
-                         SourceSpec(format="csv", primary_key="id", fields=fields).model_dump(), "now")
+        deps.sources.put("crm", SourceSpec(format="csv", primary_key="id", fields=fields), "now")
         for start in range(0, records, 500):
-            sealed = [vault.seal_record(deps.keyring, deps.tenant, "crm", f"r{n}",
-                                        {"email": "big.subject@example.org", "custom.note": NOTE}, [], "ing_b", "now")
-                      for n in range(start, min(start + 500, records))]
-            store.write_records(deps.dynamodb, deps.tables, deps.tenant, "crm", sealed)
+            sealed = []
+            for n in range(start, min(start + 500, records)):
+                token = vault.record_token(deps.keyring, "crm", f"r{n}")
+                sealed.append(vault.seal_record(deps.keyring, deps.records.address("crm", token), token, f"r{n}",
+                                                {"email": "big.subject@example.org", "custom.note": NOTE}, [],
+                                                "ing_b", "now"))
+            deps.records.put_sealed("crm", sealed)
         new = requests.NewPrivacyRequest(type="portability", subject={"email": "big.subject@example.org"},
                                          verification={"method": "bench", "reference": "bench"})
         request = requests.create_request(deps, new, Actor(sub="bench", role="privacy_officer"))

@@ -191,8 +191,8 @@ def stack(aws_env, monkeypatch, request) -> Stack:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ProfileVaultTest")
     get_settings.cache_clear()
     handlers = {}
-    for logical_id in ("IngestFunction", "PrivacyApiFunction", "RefreshFunction", "PrivacyWorkerFunction",
-                       "ErasureStepFunction"):
+    for logical_id in ("IngestFunction", "IngestDeadLettersFunction", "PrivacyApiFunction", "RefreshFunction",
+                       "PrivacyWorkerFunction", "ErasureStepFunction"):
         spec = deployed.functions[logical_id]
         handlers[logical_id] = load_handler(spec.code_dir, spec.handler)
     # What a state machine's tasks invoke runs in-process too (moto would start a Docker container).

@@ -1,6 +1,6 @@
-"""HTTP API: sources, records, ingestions, tenant key, unification rules and runs, profiles, privacy requests.
-Who may call which route is checked once, before routing, against the matrix in profilevault.api.access; routes
-parse, call one logic function and shape the response; every error becomes a problem body in
+"""HTTP API: sources, records, ingestions, tenant key, unification rules and runs, profiles, privacy requests, the
+audit trail. Who may call which route is checked once, before routing, against the matrix in profilevault.api.access;
+routes parse, call one logic function and shape the response; every error becomes a problem body in
 profilevault.api.problems."""
 from typing import Annotated
 
@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -21,19 +22,28 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from profilevault import observability, refresh
-from profilevault.api import access, problems
+from profilevault.api import access, cursors, problems
 from profilevault.audit import listing, verification
+from profilevault.audit.listing import AuditPage
 from profilevault.audit.trail import Actor
+from profilevault.audit.verification import Verification
 from profilevault.aws import make_clients
 from profilevault.config import get_settings
-from profilevault.domain.sources import SourceSpec
+from profilevault.domain.ingestions import IngestionPage, IngestionView, SnapshotApproval
+from profilevault.domain.runs import Run, RunPage
+from profilevault.domain.shown import Shown
+from profilevault.domain.sources import Source, SourceSpec
 from profilevault.errors import Conflict, Forbidden, InvalidInput, KeyUnavailable, ProfileVaultError
 from profilevault.ingestion import catalog
+from profilevault.ingestion.catalog import RecordView, SourceView
 from profilevault.keys import tenant_key
 from profilevault.observability import logger, metrics, tracer
 from profilevault.privacy import actions, suppression
+from profilevault.privacy.actions import FiledRequest, RequestPage, RequestView
 from profilevault.privacy.requests import PROFILE_ID, ExtensionReason, NewPrivacyRequest, RequestType, Status
+from profilevault.privacy.suppression import SuppressionPage, SuppressionView
 from profilevault.profiles import rulesets, runs, views
+from profilevault.profiles.views import Explanation, ProfilePage, ProfileSearchResult, ProfileView, SuggestionPage
 from profilevault.unification.rules import RuleSet
 from profilevault.wiring import build_deps
 
@@ -50,7 +60,8 @@ persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, bo
 # /v1/docs?format=json. Public (no token), like /v1/health: it holds no data, only the shape of the API.
 app.enable_swagger(path="/v1/docs", title="ProfileVault API", version="1",
                    description="Bring-your-own-key customer data platform: sources, ingestions, the tenant key, "
-                               "unification rules and runs, profiles, privacy requests. Every route but /v1/health "
+                               "unification rules and runs, profiles, privacy requests, the audit trail. Every "
+                               "route but /v1/health "
                                "and /v1/docs needs a bearer JWT carrying pv_tenant and pv_role.",
                    security_schemes={"jwt": HTTPBearer(bearerFormat="JWT")}, security=[{"jwt": []}])
 
@@ -75,6 +86,48 @@ class ProfileSearch(BaseModel):
         return given
 
 
+class Health(BaseModel):
+    status: str
+
+
+class SourceList(BaseModel):
+    items: list[Source]
+
+
+class Rejection(Shown):
+    """A row that could not become a record: where it was, why, and what it held (admins only)."""
+
+    row_number: int
+    last_row_number: int | None = None  # when the rejection took several rows (a stray quote swallows rows)
+    reason: str
+    raw: str
+
+
+class RejectionList(BaseModel):
+    items: list[Rejection]
+
+
+class TenantKey(BaseModel):
+    """The tenant's keyring as stored: the KMS key that wraps its keys, never key material."""
+
+    kms_key_arn: str
+    version: int
+    created_at: str
+    updated_at: str
+
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+
+def accepted(run: Run) -> Response[Run]:
+    return Response(status_code=202, content_type="application/json", body=run)
+
+
+QUEUED: dict[int, OpenAPIResponse] = {202: {"description": "Accepted: the run that will do it, queued",
+                                           "content": {"application/json": {"model": Run}}}}
+
+
 class Confirmation(BaseModel):
     model_config = ConfigDict(extra="forbid")
     profile_ids: list[Annotated[str, Field(pattern=PROFILE_ID)]] = Field(min_length=1, max_length=100)
@@ -86,10 +139,6 @@ class ExtensionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: ExtensionReason
     months: int = Field(default=2, ge=1, le=2)
-
-
-def accepted(body: dict) -> Response:
-    return Response(status_code=202, content_type="application/json", body=body)
 
 
 def caller() -> access.Caller:
@@ -106,117 +155,133 @@ def current_actor() -> Actor:
 
 
 @app.get("/v1/health")
-def health() -> dict:
-    return {"status": "ok"}
+def health() -> Health:
+    return Health(status="ok")
 
 
-@app.put("/v1/sources/<name>")
-def put_source(name: str, spec: Annotated[SourceSpec, Body()]):
+@app.put("/v1/sources/<name>", responses={
+    200: {"description": "Updated", "content": {"application/json": {"model": SourceView}}},
+    201: {"description": "Registered", "content": {"application/json": {"model": SourceView}}}})
+def put_source(name: str, spec: Annotated[SourceSpec, Body()]) -> Response[SourceView]:
     source, created = catalog.register_source(deps, name, spec, current_actor())
     return Response(status_code=201 if created else 200, content_type="application/json", body=source)
 
 
 @app.get("/v1/sources")
-def get_sources() -> dict:
-    return {"items": catalog.list_sources(deps)}
+def get_sources() -> SourceList:
+    return SourceList(items=catalog.list_sources(deps))
 
 
 @app.get("/v1/sources/<name>")
-def get_source(name: str) -> dict:
+def get_source(name: str) -> SourceView:
     return catalog.describe_source(deps, name)
 
 
 @app.get("/v1/sources/<name>/records/<record_id>")
-def get_record(name: str, record_id: str) -> dict:
+def get_record(name: str, record_id: str) -> RecordView:
     return catalog.read_record(deps, name, record_id, current_actor())
 
 
-@app.delete("/v1/sources/<name>")
-def delete_source(name: str):
+@app.delete("/v1/sources/<name>", responses=QUEUED)
+def delete_source(name: str) -> Response[Run]:
     return accepted(refresh.remove_source(deps, name, current_actor()))
 
 
 @app.get("/v1/ingestions")
-def get_ingestions(source: Annotated[str | None, Query(max_length=63)] = None,
-                   limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                   cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+def get_ingestions(source: Annotated[str | None, Query(max_length=63)] = None, limit: Limit = 100,
+                   cursor: Cursor = None) -> IngestionPage:
     return catalog.list_ingestions(deps, source, limit, cursor)
 
 
 @app.get("/v1/ingestions/<ingestion_id>")
-def get_ingestion(ingestion_id: str) -> dict:
+def get_ingestion(ingestion_id: str) -> IngestionView:
     return catalog.get_ingestion(deps, ingestion_id)
 
 
 @app.get("/v1/ingestions/<ingestion_id>/rejections")
-def get_rejections(ingestion_id: str) -> dict:
-    return {"items": catalog.ingestion_rejections(deps, ingestion_id, current_actor())}
+def get_rejections(ingestion_id: str) -> RejectionList:
+    return RejectionList.model_validate(
+        {"items": catalog.ingestion_rejections(deps, ingestion_id, current_actor())})
+
+
+@app.post("/v1/ingestions/<ingestion_id>/apply", responses={
+    202: {"description": "Accepted: the held snapshot approved, and the refresh that applies it queued",
+          "content": {"application/json": {"model": SnapshotApproval}}}})
+def apply_snapshot(ingestion_id: str) -> Response[SnapshotApproval]:
+    """Applies a held full snapshot: the refresh queued with it deletes the records the snapshot did not bring."""
+    return Response(status_code=202, content_type="application/json",
+                    body=refresh.approve_snapshot(deps, ingestion_id, current_actor()))
 
 
 @app.get("/v1/tenant/key")
-def get_tenant_key() -> dict:
-    return deps.keyring.describe()
+def get_tenant_key() -> TenantKey:
+    return TenantKey.model_validate(deps.keyring.describe())
 
 
 @app.put("/v1/tenant/key")
-def put_tenant_key(change: Annotated[TenantKeyChange, Body()]) -> dict:
-    return tenant_key.use_kms_key(deps, change.kms_key_arn, current_actor())
+def put_tenant_key(change: Annotated[TenantKeyChange, Body()]) -> TenantKey:
+    return TenantKey.model_validate(tenant_key.use_kms_key(deps, change.kms_key_arn, current_actor()))
 
 
 @app.put("/v1/unification/rules")
-def put_rules(ruleset: Annotated[RuleSet, Body()]) -> dict:
+def put_rules(ruleset: Annotated[RuleSet, Body()]) -> RuleSet:
     return rulesets.put_ruleset(deps, ruleset, current_actor())
 
 
 @app.get("/v1/unification/rules")
-def get_rules() -> dict:
-    return rulesets.get_ruleset(deps).model_dump(mode="json")
+def get_rules() -> RuleSet:
+    return rulesets.get_ruleset(deps)
 
 
-@app.post("/v1/unification/runs")
-def post_run():
+@app.post("/v1/unification/runs", responses=QUEUED)
+def post_run() -> Response[Run]:
     return accepted(runs.queue_run(deps, trigger="api", actor=current_actor()))
 
 
+@app.get("/v1/unification/runs")
+def get_runs(limit: Limit = 100, cursor: Cursor = None) -> RunPage:
+    """Runs, refreshes and source purges, newest first."""
+    page, last = runs.list_runs(deps, limit, cursors.decode(cursor, cursors.RUN) if cursor else None)
+    return RunPage(items=page, next_cursor=cursors.encode(last) if last else None)
+
+
 @app.get("/v1/unification/runs/<run_id>")
-def get_run(run_id: str) -> dict:
+def get_run(run_id: str) -> Run:
     return runs.get_run(deps, run_id)
 
 
 @app.get("/v1/unification/suggestions")
-def get_suggestions(limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                    cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+def get_suggestions(limit: Limit = 100, cursor: Cursor = None) -> SuggestionPage:
     return views.list_suggestions(deps, limit, cursor)
 
 
-@app.post("/v1/refreshes")
-def post_refresh():
+@app.post("/v1/refreshes", responses=QUEUED)
+def post_refresh() -> Response[Run]:
     return accepted(refresh.queue_refresh(deps, trigger="api", actor=current_actor()))
 
 
 @app.get("/v1/refreshes/<refresh_id>")
-def get_refresh(refresh_id: str) -> dict:
+def get_refresh(refresh_id: str) -> Run:
     return runs.get_run(deps, refresh_id)
 
 
 @app.get("/v1/profiles")
-def get_profiles(limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                 cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+def get_profiles(limit: Limit = 100, cursor: Cursor = None) -> ProfilePage:
     return views.list_profiles(deps, current_actor(), limit, cursor)
 
 
 @app.post("/v1/profiles/search")
-def search_profiles(search: Annotated[ProfileSearch, Body()]) -> dict:
+def search_profiles(search: Annotated[ProfileSearch, Body()]) -> ProfileSearchResult:
     return views.search_profiles(deps, current_actor(), search.query())
 
 
 @app.get("/v1/profiles/<profile_id>")
-def get_profile(profile_id: str) -> dict:
+def get_profile(profile_id: str) -> ProfileView:
     return views.get_profile(deps, current_actor(), profile_id)
 
 
 @app.get("/v1/profiles/<profile_id>/explain")
-def explain_profile(profile_id: str) -> dict:
+def explain_profile(profile_id: str) -> Explanation:
     return views.explain_profile(deps, current_actor(), profile_id)
 
 
@@ -225,89 +290,91 @@ def get_audit(start: Annotated[str | None, Query(alias="from", max_length=40)] =
               end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
               action: Annotated[str | None, Query(max_length=80)] = None,
               request_id: Annotated[str | None, Query(max_length=64)] = None,
-              limit: Annotated[int, Query(ge=1, le=500)] = 100,
-              cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+              limit: Limit = 100, cursor: Cursor = None) -> AuditPage:
+    """The audit trail, newest first: `from` inclusive, `to` exclusive (ISO 8601; no zone means UTC)."""
     return listing.list_entries(deps, start=start, end=end, action=action, request_id=request_id, limit=limit,
                                 cursor=cursor)
 
 
 @app.get("/v1/audit/verify")
-def verify_audit() -> dict:
+def verify_audit() -> Verification:
+    """The whole chain recomputed and compared with its head and its write-once anchors."""
     return verification.verify(deps)
 
 
 @idempotent_function(data_keyword_argument="attempt", persistence_store=persistence, config=idempotency)
 def file_request_once(attempt: dict, new: NewPrivacyRequest, actor: Actor) -> dict:
-    return actions.file_request(deps, new, actor)
+    return actions.file_request(deps, new, actor).model_dump()
 
 
-@app.post("/v1/privacy-requests")
-def post_privacy_request(new: Annotated[NewPrivacyRequest, Body()]):
+@app.post("/v1/privacy-requests", responses={
+    202: {"description": "Accepted: the request, received", "content": {"application/json": {"model": FiledRequest}}}})
+def post_privacy_request(new: Annotated[NewPrivacyRequest, Body()]) -> Response[FiledRequest]:
     key = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}.get("idempotency-key")
+    actor = current_actor()
     if key is None:
-        return accepted(actions.file_request(deps, new, current_actor()))
+        return Response(status_code=202, content_type="application/json", body=actions.file_request(deps, new, actor))
     if not 1 <= len(key) <= 255 or not key.isprintable():
         raise InvalidInput("Idempotency-Key: 1 to 255 printable characters")
-    actor = current_actor()
     attempt = {"key": key, "caller": actor.sub, "body": actions.request_body_digest(deps, new)}
     try:
-        return accepted(file_request_once(attempt=attempt, new=new, actor=actor))
+        first = FiledRequest.model_validate(file_request_once(attempt=attempt, new=new, actor=actor))
     except IdempotencyValidationError:
         raise InvalidInput("this Idempotency-Key was used for a different request") from None
     except IdempotencyAlreadyInProgressError:
         raise Conflict("a request with this Idempotency-Key is being filed; retry in a moment") from None
+    return Response(status_code=202, content_type="application/json", body=first)
 
 
 @app.get("/v1/privacy-requests")
 def get_privacy_requests(status: Annotated[Status | None, Query()] = None,
                          type: Annotated[RequestType | None, Query()] = None,  # noqa: A002 (the query's name)
                          overdue: Annotated[bool, Query()] = False,
-                         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                         cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+                         limit: Limit = 100, cursor: Cursor = None) -> RequestPage:
+    """Newest first: IDs, types, statuses and dates only."""
     return actions.list_requests(deps, status, type, overdue, limit, cursor)
 
 
 @app.get("/v1/privacy-requests/<request_id>")
-def get_privacy_request(request_id: str) -> dict:
+def get_privacy_request(request_id: str) -> RequestView:
     return actions.show_request(deps, request_id)
 
 
 @app.post("/v1/privacy-requests/<request_id>/confirm")
-def confirm_privacy_request(request_id: str, confirmation: Annotated[Confirmation, Body()]) -> dict:
+def confirm_privacy_request(request_id: str, confirmation: Annotated[Confirmation, Body()]) -> RequestView:
     return actions.confirm(deps, request_id, confirmation.profile_ids, current_actor())
 
 
 @app.post("/v1/privacy-requests/<request_id>/cancel")
-def cancel_privacy_request(request_id: str) -> dict:
+def cancel_privacy_request(request_id: str) -> RequestView:
     return actions.cancel(deps, request_id, current_actor())
 
 
 @app.post("/v1/privacy-requests/<request_id>/extend")
-def extend_privacy_request(request_id: str, extension: Annotated[ExtensionRequest, Body()]) -> dict:
+def extend_privacy_request(request_id: str, extension: Annotated[ExtensionRequest, Body()]) -> RequestView:
     return actions.extend(deps, request_id, extension.months, extension.reason, current_actor())
 
 
 @app.post("/v1/privacy-requests/<request_id>/retry")
-def retry_privacy_request(request_id: str) -> dict:
+def retry_privacy_request(request_id: str) -> RequestView:
     return actions.retry(deps, request_id, current_actor())
 
 
-@app.get("/v1/privacy-requests/<request_id>/export")
-def get_privacy_request_export(request_id: str):
-    """303 to a presigned link of the package, valid 15 minutes."""
+@app.get("/v1/privacy-requests/<request_id>/export", responses={
+    303: {"description": "See Other: a presigned link to the package, valid 15 minutes"}})
+def get_privacy_request_export(request_id: str) -> Response[str]:
     link = actions.export_link(deps, request_id, current_actor())
     return Response(status_code=303, headers={"Location": link, "Cache-Control": "no-store"}, body="")
 
 
 @app.get("/v1/suppressions")
-def get_suppressions(limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                     cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+def get_suppressions(limit: Limit = 100, cursor: Cursor = None) -> SuppressionPage:
     """What erasures keep out of ingestion: blind values and the request that put each."""
     return suppression.list_suppressions(deps, limit, cursor)
 
 
 @app.delete("/v1/suppressions/<suppression_id>")
-def lift_suppression(suppression_id: str) -> dict:
+def lift_suppression(suppression_id: str) -> SuppressionView:
     """Lets that identifier or record in again (the organisation brings it back lawfully); audited."""
     return suppression.lift(deps, current_actor(), suppression_id)
 

@@ -14,7 +14,6 @@ from conftest import REGION
 
 from profilevault.keys import vault
 from profilevault.privacy import erasure, suppression
-from profilevault.storage import store
 from profilevault.wiring import build_deps
 
 # The person to erase carries canary values: none of them may be found anywhere afterwards.
@@ -295,8 +294,13 @@ def test_a_transient_error_is_retried_by_the_state_machine(loaded):
 def write_back(stack, source: str, record_id: str, attributes: dict) -> None:
     """A writer that read the suppression list before the erasure wrote it, and writes now."""
     deps = build_deps()
-    sealed = vault.seal_record(deps.keyring, deps.tenant, source, record_id, attributes, [], "ing_racing", deps.now())
-    store.write_records(deps.dynamodb, deps.tables, deps.tenant, source, [sealed])
+    deps.records.put_sealed(source, [sealed_record(deps, source, record_id, attributes)])
+
+
+def sealed_record(deps, source: str, record_id: str, attributes: dict):
+    token = vault.record_token(deps.keyring, source, record_id)
+    return vault.seal_record(deps.keyring, deps.records.address(source, token), token, record_id, attributes, [],
+                             "ing_test", deps.now())
 
 
 def test_verify_sends_the_erasure_back_to_delete_when_a_writer_raced_it(loaded, monkeypatch):
@@ -393,13 +397,14 @@ def test_a_batch_written_while_an_erasure_suppresses_is_deleted_again(stack):
     # Given a write batch that looked the suppression list up before an erasure wrote its entries
     stack.register("crm", CRM_FIELDS)
     deps = build_deps()
-    batch = [vault.seal_record(deps.keyring, deps.tenant, "crm", rid, {"email": email}, [], "ing_x", deps.now())
+    batch = [sealed_record(deps, "crm", rid, {"email": email})
              for rid, email in (("c1", "zyx.canary@example.org"), ("c2", "jan.hoffmann@example.org"))]
     screened = suppression.screen(deps, "crm", batch)
     assert screened.suppressed == 0
-    suppression.suppress(deps, "pr_000000000000_000000000000", [batch[0].index_refs[0]], [])
+    email_ref = batch[0].index_refs[0]
+    suppression.suppress(deps, "pr_000000000000_000000000000", [f"{email_ref.attribute}#{email_ref.digest}"], [])
     # When the batch is written and then checked again
-    store.write_records(deps.dynamodb, deps.tables, deps.tenant, "crm", screened.kept)
+    deps.records.put_sealed("crm", screened.kept)
     assert suppression.recheck(deps, screened) == 1
     # Then the suppressed row is gone (keys and index entries with it) and the other row stays
     assert stack.api("GET", "/v1/sources/crm/records/c1")[0] == 404

@@ -1,15 +1,26 @@
-"""What the logic needs, wired once per container from settings and boto3 clients (tests wire their own)."""
+"""What the logic needs, wired once per container from settings and boto3 clients (tests wire their own): the
+repositories, each bound to its client, table names and tenant, the tenant keyring, and the queue."""
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from profilevault.aws import AwsClients, make_clients
 from profilevault.config import Settings, get_settings
 from profilevault.keys.keyring import TenantKeyring
-from profilevault.storage import store
 from profilevault.storage.audit import AnchorStore, AuditRepository
+from profilevault.storage.changes import ChangeJournal
+from profilevault.storage.dynamo import Tables
 from profilevault.storage.erasures import ErasureExecutions, ErasureWorkRepository, OriginNotices
-from profilevault.storage.profile_store import ProfileTables
+from profilevault.storage.ingestions import IngestionRepository
+from profilevault.storage.keyring import KeyringRepository
+from profilevault.storage.profiles import ProfileRepository
+from profilevault.storage.records import RecordRepository
+from profilevault.storage.requests import RequestRepository
+from profilevault.storage.rulesets import RuleSetRepository
+from profilevault.storage.runs import RunRepository
+from profilevault.storage.sources import SourceRepository
+from profilevault.storage.state import StateRepository
 from profilevault.storage.suppressions import SuppressionRepository
 
 
@@ -19,54 +30,66 @@ def utc_now() -> str:
 
 @dataclass
 class Deps:
-    s3: object
-    dynamodb: object
-    sqs: object
-    tables: store.Tables
     tenant: str
     keyring: TenantKeyring
+    sources: SourceRepository
+    ingestions: IngestionRepository
+    records: RecordRepository
+    changes: ChangeJournal
+    profiles: ProfileRepository
+    rulesets: RuleSetRepository
+    states: StateRepository
+    runs: RunRepository
+    requests: RequestRepository  # privacy requests and their sealed subjects
+    audit: AuditRepository  # the audit chain, its head and the actor pseudonyms
+    anchors: AnchorStore  # write-once copies of the chain head
+    suppressions: SuppressionRepository  # what erasures keep out of ingestion
+    erasure_work: ErasureWorkRepository  # what an erasure in progress located (sealed)
+    erasure_executions: ErasureExecutions  # the erasure state machine's executions and task callbacks
+    origin_notices: OriginNotices  # events telling source owners what to delete at the origin
+    s3: Any  # landing drops and rejection reports (storage.objects)
+    sqs: Any
     vault_bucket: str
-    profiles_table: str
     jobs_queue_url: str
-    audit: AuditRepository
-    anchors: AnchorStore
-    suppressions: SuppressionRepository
-    erasure_work: ErasureWorkRepository
-    erasure_executions: ErasureExecutions
-    origin_notices: OriginNotices
-    landing_bucket: str
-    landing_retention_days: int
     requests_queue_url: str
     exports_bucket: str
+    landing_bucket: str
+    landing_retention_days: int
     ingestion_batch_window_seconds: int = 5
+    min_snapshot_share: float = 0.5
     now: Callable[[], str] = field(default=utc_now)
 
 
 def build_deps(settings: Settings | None = None, clients: AwsClients | None = None) -> Deps:
     settings = settings or get_settings()
     clients = clients or make_clients()
-    keyring = TenantKeyring(tenant_id=settings.tenant_id, kms=clients.kms, dynamodb=clients.dynamodb,
-                            control_table=settings.control_table, default_kms_key_arn=settings.default_kms_key_arn,
-                            cache_seconds=settings.data_key_cache_seconds)
+    ddb, tenant = clients.dynamodb, settings.tenant_id
+    tables = Tables(control=settings.control_table, records=settings.records_table, keys=settings.keys_table,
+                    index=settings.index_table, profiles=settings.profiles_table)
+    changes = ChangeJournal(ddb, tables, tenant)
     return Deps(
-        s3=clients.s3, dynamodb=clients.dynamodb, sqs=clients.sqs,
-        tables=store.Tables(control=settings.control_table, records=settings.records_table,
-                            keys=settings.keys_table, index=settings.index_table),
-        tenant=settings.tenant_id,
-        keyring=keyring,
-        vault_bucket=settings.vault_bucket, profiles_table=settings.profiles_table,
-        jobs_queue_url=settings.jobs_queue_url, requests_queue_url=settings.requests_queue_url,
-        exports_bucket=settings.exports_bucket,
-        audit=AuditRepository(clients.dynamodb, settings.audit_table, settings.tenant_id),
+        tenant=tenant,
+        keyring=TenantKeyring(tenant_id=tenant, kms=clients.kms,
+                              store=KeyringRepository(ddb, settings.control_table, tenant),
+                              default_kms_key_arn=settings.default_kms_key_arn,
+                              cache_seconds=settings.data_key_cache_seconds),
+        sources=SourceRepository(ddb, tables, tenant),
+        ingestions=IngestionRepository(ddb, tables, tenant),
+        records=RecordRepository(ddb, tables, tenant, changes),
+        changes=changes,
+        profiles=ProfileRepository(ddb, tables, tenant),
+        rulesets=RuleSetRepository(ddb, tables, tenant),
+        states=StateRepository(ddb, clients.s3, tables, settings.vault_bucket, tenant),
+        runs=RunRepository(ddb, tables, tenant),
+        requests=RequestRepository(ddb, tables, tenant),
+        audit=AuditRepository(ddb, settings.audit_table, tenant),
         anchors=AnchorStore(clients.s3, settings.audit_anchor_bucket),
-        suppressions=SuppressionRepository(clients.dynamodb, settings.control_table, settings.tenant_id),
-        erasure_work=ErasureWorkRepository(clients.dynamodb, settings.control_table, settings.keys_table,
-                                           settings.tenant_id, keyring),
+        suppressions=SuppressionRepository(ddb, settings.control_table, tenant),
+        erasure_work=ErasureWorkRepository(ddb, tables, tenant),
         erasure_executions=ErasureExecutions(clients.stepfunctions, settings.erasure_state_machine_arn),
-        origin_notices=OriginNotices(clients.events, settings.erasure_event_bus, settings.tenant_id),
+        origin_notices=OriginNotices(clients.events, settings.erasure_event_bus, tenant),
+        s3=clients.s3, sqs=clients.sqs, vault_bucket=settings.vault_bucket, jobs_queue_url=settings.jobs_queue_url,
+        requests_queue_url=settings.requests_queue_url, exports_bucket=settings.exports_bucket,
         landing_bucket=settings.landing_bucket, landing_retention_days=settings.landing_retention_days,
-        ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds)
-
-
-def profile_tables(deps: Deps) -> ProfileTables:
-    return ProfileTables(profiles=deps.profiles_table, keys=deps.tables.keys, control=deps.tables.control)
+        ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds,
+        min_snapshot_share=settings.min_snapshot_share)

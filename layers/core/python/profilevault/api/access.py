@@ -46,6 +46,7 @@ ROUTES: dict[str, frozenset[Role]] = {
     "GET /v1/ingestions": EVERYONE,
     "GET /v1/ingestions/<ingestion_id>": EVERYONE,
     "GET /v1/ingestions/<ingestion_id>/rejections": ADMINS,
+    "POST /v1/ingestions/<ingestion_id>/apply": ADMINS,
     # the tenant key
     "GET /v1/tenant/key": KEY_READERS,
     "PUT /v1/tenant/key": ADMINS,
@@ -53,6 +54,7 @@ ROUTES: dict[str, frozenset[Role]] = {
     "GET /v1/unification/rules": STEWARDS,
     "PUT /v1/unification/rules": ADMINS,
     "POST /v1/unification/runs": ADMINS,
+    "GET /v1/unification/runs": EVERYONE,
     "GET /v1/unification/runs/<run_id>": EVERYONE,
     "GET /v1/unification/suggestions": STEWARDS,
     "POST /v1/refreshes": ADMINS,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from profilevault.errors import AuditUnavailable
 from profilevault.observability import logger
-from profilevault.storage.audit import ChainHead
+from profilevault.storage.audit import ChainHead, Entry
 from profilevault.wiring import Deps
 
 GENESIS_HASH = "0" * 64
@@ -48,7 +48,7 @@ class Actor:
         return cls(sub=None, role=SYSTEM_ROLE, name=name)
 
 
-def entry_hash(entry: dict) -> str:
+def entry_hash(entry: Entry) -> str:
     """SHA-256 over the canonical JSON (sorted keys, no whitespace, UTF-8) of every field but `hash`."""
     body = {k: entry[k] for k in ("seq", "at", "actor", "role", "action", "target", "counts", "prev_hash")}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -56,7 +56,7 @@ def entry_hash(entry: dict) -> str:
 
 
 def record(deps: Deps, action: str, actor: Actor, target: dict[str, str] | None = None,
-           counts: dict[str, int] | None = None) -> dict:
+           counts: dict[str, int] | None = None) -> Entry:
     """Appends one entry to the tenant's chain and returns it.
 
     Conditional on the seq: if another appender took the next seq first, this one chains on from that entry and
@@ -69,11 +69,12 @@ def record(deps: Deps, action: str, actor: Actor, target: dict[str, str] | None 
     for attempt in range(MAX_APPEND_ATTEMPTS):
         # `at` never goes backwards along the chain (clocks of two containers may disagree by a few ms), so the
         # chain is ordered by time as well as by seq and a time range can be read newest first.
-        entry = {"seq": previous.seq + 1, "at": max(deps.now(), previous.at), "actor": who, "role": actor.role,
-                 "action": action, "target": target, "counts": counts, "prev_hash": previous.hash}
+        at = max(deps.now(), previous.at)
+        entry: Entry = {"seq": previous.seq + 1, "at": at, "actor": who, "role": actor.role, "action": action,
+                        "target": target, "counts": counts, "prev_hash": previous.hash}
         entry["hash"] = entry_hash(entry)
         if deps.audit.put_entry(entry):
-            deps.audit.advance_head(ChainHead(seq=entry["seq"], hash=entry["hash"], at=entry["at"]))
+            deps.audit.advance_head(ChainHead(seq=previous.seq + 1, hash=entry["hash"], at=at))
             return entry
         # Jitter first, then look where the chain is: a view read before sleeping would be stale again.
         time.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 4)))  # noqa: S311 (jitter, not a secret)

@@ -1,47 +1,99 @@
 """What a privacy officer does with a request through the API: file it, read and list requests, confirm the
 subject's profiles, cancel, extend the due date, retry a failed request, fetch the package. Each checks the request's
 status with a conditional write (errors.Conflict when it is in another one)."""
+from typing import Any
+
+from pydantic import BaseModel
+
 from profilevault.api import cursors
 from profilevault.audit import trail
 from profilevault.audit.trail import Actor
 from profilevault.errors import Conflict, InvalidInput
 from profilevault.privacy import erasure, fulfil, requests
-from profilevault.privacy.requests import OPEN, ExtensionReason, NewPrivacyRequest, PrivacyRequest
+from profilevault.privacy.requests import (
+    OPEN,
+    Extension,
+    ExtensionReason,
+    NewPrivacyRequest,
+    PrivacyRequest,
+    RequestType,
+    Status,
+    StatusChange,
+    StepDone,
+)
 from profilevault.storage import objects
 from profilevault.storage.requests import StatusMismatch
 from profilevault.wiring import Deps
 
-LISTED = ("id", "type", "status", "received_at", "due_at")
+
+class FiledRequest(BaseModel):
+    """The 202 answer to a new request."""
+
+    id: str
+    type: RequestType
+    status: Status
+    received_at: str
+    due_at: str
 
 
-def file_request(deps: Deps, new: NewPrivacyRequest, actor: Actor) -> dict:
-    """-> the 202 body: {id, type, status, received_at, due_at}."""
-    return {k: v for k, v in requests.create_request(deps, new, actor).model_dump().items() if k in LISTED}
+class ListedRequest(FiledRequest):
+    """A request in a list: IDs, types, statuses and dates only."""
+
+    overdue: bool
 
 
-def shown(request: PrivacyRequest, now: str) -> dict:
+class RequestPage(BaseModel):
+    items: list[ListedRequest]
+    next_cursor: str | None
+
+
+class ExportView(BaseModel):
+    bytes: int
+    files: int
+    created_at: str
+
+
+class RequestView(ListedRequest):
     """A request in full, as the API shows it: no personal data is in it (the subject stays sealed)."""
+
+    history: list[StatusChange]
+    steps: list[StepDone]
+    candidate_profile_ids: list[str]
+    profile_ids: list[str]
+    result: dict[str, Any] | None
+    failed_step: str | None
+    reason: str | None
+    extension: Extension | None
+    export: ExportView | None
+
+
+def file_request(deps: Deps, new: NewPrivacyRequest, actor: Actor) -> FiledRequest:
+    return FiledRequest.model_validate(requests.create_request(deps, new, actor).model_dump())
+
+
+def shown(request: PrivacyRequest, now: str) -> RequestView:
     body = request.model_dump(exclude={"subject_refs", "export"})
-    body["overdue"] = request.overdue(now)
-    body["export"] = request.export.model_dump(exclude={"key"}) if request.export else None
-    return body
+    return RequestView.model_validate({
+        **body, "overdue": request.overdue(now),
+        "export": request.export.model_dump(exclude={"key"}) if request.export else None})
 
 
-def show_request(deps: Deps, request_id: str) -> dict:
+def show_request(deps: Deps, request_id: str) -> RequestView:
     return shown(requests.get_request(deps, request_id), deps.now())
 
 
 def list_requests(deps: Deps, status: str | None, type_: str | None, overdue: bool, limit: int,
-                  cursor: str | None) -> dict:
+                  cursor: str | None) -> RequestPage:
     """Newest first; IDs, types, statuses and dates only."""
     after = cursors.decode(cursor, cursors.REQUEST) if cursor else None
     page, last = requests.list_requests(deps, status, type_, overdue, limit, after)
     now = deps.now()
-    return {"items": [{**{k: getattr(r, k) for k in LISTED}, "overdue": r.overdue(now)} for r in page],
-            "next_cursor": cursors.encode(last) if last else None}
+    return RequestPage(items=[ListedRequest.model_validate({**r.model_dump(), "overdue": r.overdue(now)})
+                              for r in page],
+                       next_cursor=cursors.encode(last) if last else None)
 
 
-def confirm(deps: Deps, request_id: str, profile_ids: list[str], actor: Actor) -> dict:
+def confirm(deps: Deps, request_id: str, profile_ids: list[str], actor: Actor) -> RequestView:
     """The officer says which of the candidate profiles are the subject's; the request goes on with those only."""
     request = requests.get_request(deps, request_id)
     chosen = sorted(set(profile_ids))
@@ -54,16 +106,16 @@ def confirm(deps: Deps, request_id: str, profile_ids: list[str], actor: Actor) -
     return shown(confirmed, deps.now())
 
 
-def cancel(deps: Deps, request_id: str, actor: Actor) -> dict:
+def cancel(deps: Deps, request_id: str, actor: Actor) -> RequestView:
     return shown(requests.advance(deps, request_id, "cancelled", requests.CANCELLABLE, actor=actor), deps.now())
 
 
-def extend(deps: Deps, request_id: str, months: int, reason: ExtensionReason, actor: Actor) -> dict:
+def extend(deps: Deps, request_id: str, months: int, reason: ExtensionReason, actor: Actor) -> RequestView:
     """Art. 12(3): once, by up to two further months, counted from receipt."""
     request = requests.get_request(deps, request_id)
     extension = requests.Extension(months=months, reason=reason, at=deps.now())
     try:
-        stored = requests.repository(deps).update(
+        stored = deps.requests.update(
             request_id, set(OPEN), {"extension": extension.model_dump(),
                                     "due_at": requests.due_date(request.received_at, months)},
             condition="attribute_not_exists(extension)")
@@ -76,7 +128,7 @@ def extend(deps: Deps, request_id: str, months: int, reason: ExtensionReason, ac
     return shown(PrivacyRequest.model_validate(stored), deps.now())
 
 
-def retry(deps: Deps, request_id: str, actor: Actor) -> dict:
+def retry(deps: Deps, request_id: str, actor: Actor) -> RequestView:
     """A failed request resumes from the step that failed: the worker's steps through the requests queue, the
     erasure workflow's through the workflow."""
     request = requests.get_request(deps, request_id)

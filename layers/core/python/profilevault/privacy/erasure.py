@@ -22,13 +22,14 @@ import json
 import re
 from collections import Counter, defaultdict
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, get_args
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from profilevault.audit.trail import Actor
 from profilevault.aws import is_transient
+from profilevault.domain.erasures import ErasureWork, SubjectRecord
 from profilevault.domain.normalize import normalize_attributes
 from profilevault.domain.sources import INDEXED_ATTRIBUTES
 from profilevault.errors import Conflict, ErasureIncomplete, ProfileVaultError, TemporarilyUnavailable
@@ -36,21 +37,20 @@ from profilevault.ingestion import flow
 from profilevault.keys import vault
 from profilevault.observability import logger
 from profilevault.privacy import requests, suppression
-from profilevault.privacy.locate import Located, identifier_refs, locate_subject
+from profilevault.privacy.locate import Located, identifier_refs, locate_subject, ref_text
 from profilevault.privacy.requests import REQUEST_ID, PrivacyRequest, Subject
 from profilevault.profiles import runs
 from profilevault.profiles import state as unification_state
-from profilevault.storage import objects, profile_store, store
-from profilevault.storage.erasures import ErasureWork, SubjectRecord
-from profilevault.storage.profile_store import PROFILES
-from profilevault.wiring import Deps, profile_tables
+from profilevault.storage import objects
+from profilevault.storage.sealed import IndexRef
+from profilevault.wiring import Deps
 
 Step = Literal["suppress", "locate", "delete", "recompute", "shred", "verify", "notify", "complete"]
-STEPS: tuple[str, ...] = Step.__args__
+STEPS: tuple[str, ...] = get_args(Step)
 START_ERASURE = "start_erasure"  # the worker's step that hands a request to the workflow (privacy.fulfil)
 MAX_VERIFY_PASSES = 3
 ACTOR = Actor.system("erasure")
-_OWN_ERRORS = {cls.__name__ for cls in (ProfileVaultError, *ProfileVaultError.__subclasses__())}
+_OWN_ERRORS = {ProfileVaultError.__name__} | {cls.__name__ for cls in ProfileVaultError.__subclasses__()}
 
 
 class StepError(BaseModel):
@@ -80,10 +80,10 @@ def execution_name(request_id: str, attempt: int) -> str:
 def start(deps: Deps, request_id: str) -> None:
     """Starts the workflow for an erasure request that reached in_progress (idempotent: the first attempt's
     execution has a fixed name)."""
-    work = deps.erasure_work.load(request_id)
+    work = load_work(deps, request_id)
     if work is None:
         work = ErasureWork(request_id=request_id)
-        deps.erasure_work.save(work)
+        save_work(deps, work)
     deps.erasure_executions.start(execution_name(request_id, work.attempt),
                                   {"request_id": request_id, "start_at": STEPS[0]})
     logger.info("erasure started", extra={"request_id": request_id, "attempt": work.attempt})
@@ -103,10 +103,10 @@ def resume(deps: Deps, request_id: str, actor: Actor) -> PrivacyRequest:
         raise Conflict(f"request {request_id} is {request.status}; only a failed erasure resumes")
     request = requests.advance(deps, request_id, "in_progress", "failed", actor=actor)
     begin = request.failed_step if request.failed_step in STEPS else STEPS[0]
-    work = deps.erasure_work.load(request_id) or ErasureWork(request_id=request_id)
+    work = load_work(deps, request_id) or ErasureWork(request_id=request_id)
     work.attempt += 1
     work.verify_loops = 0
-    deps.erasure_work.save(work)
+    save_work(deps, work)
     deps.erasure_executions.start(execution_name(request_id, work.attempt),
                                   {"request_id": request_id, "start_at": begin})
     logger.info("erasure resumed", extra={"request_id": request_id, "step": begin, "attempt": work.attempt})
@@ -123,11 +123,11 @@ def run_step(deps: Deps, event: StepEvent) -> dict:
             return mark_failed(deps, event)
         request = requests.get_request(deps, event.request_id)
         if event.step == "complete" and request.status == "completed":
-            return _forget(deps, request, deps.erasure_work.load(request.id))  # completed, then interrupted
+            return _forget(deps, request, load_work(deps, request.id))  # completed, then interrupted
         if request.type != "erasure" or request.status != "in_progress":
             raise Conflict(f"request {request.id} is a {request.status} {request.type} request, not an erasure in "
                            "progress")
-        work = deps.erasure_work.load(request.id) or ErasureWork(request_id=request.id)
+        work = load_work(deps, request.id) or ErasureWork(request_id=request.id)
         outcome = _STEPS[event.step](deps, request, work, event)
     except (ClientError, BotoCoreError) as error:
         if is_transient(error):
@@ -152,7 +152,7 @@ def suppress_step(deps: Deps, request: PrivacyRequest, work: ErasureWork, _event
     subject = requests.open_subject(deps, request)
     _add(work, locate_subject(deps, subject, _confirmed(request)))
     entries = _suppress(deps, request, work, subject)
-    deps.erasure_work.save(work)
+    save_work(deps, work)
     return {"entries": entries}
 
 
@@ -164,25 +164,24 @@ def locate_step(deps: Deps, request: PrivacyRequest, work: ErasureWork, _event: 
     _add(work, locate_subject(deps, subject, _confirmed(request)))
     if (len(work.records), len(work.blind_refs)) != before:
         _suppress(deps, request, work, subject)
-    deps.erasure_work.save(work)
+    save_work(deps, work)
     return {"profiles": len(work.profile_ids), "records": len(work.records)}
 
 
 def delete_step(deps: Deps, request: PrivacyRequest, work: ErasureWork, _event: StepEvent) -> dict:
     counts: Counter = Counter()
     for source, tokens in _tokens_by_source(work).items():
-        counts["records"] += store.delete_records(deps.dynamodb, deps.tables, deps.tenant, source, tokens)
-    t = profile_tables(deps)
-    for profile_id, key_sks in profile_store.erase_profiles(deps.dynamodb, t, deps.tenant, work.profile_ids).items():
+        counts["records"] += deps.records.delete(source, tokens)
+    for profile_id, key_sks in deps.profiles.erase(work.profile_ids).items():
         counts["profiles"] += bool(key_sks)
         work.profile_keys[profile_id] = sorted(set(work.profile_keys.get(profile_id, [])) | set(key_sks))
-    profile_store.write_member_map(deps.dynamodb, t, deps.tenant, {}, [(r.source, r.token) for r in work.records])
+    deps.profiles.move_members({}, [(r.source, r.token) for r in work.records])
     counts["rejected_lines"] = _erase_rejected_lines(deps, request, work)
     counts["exports"] = _erase_exports(deps, work)
     work.landing_files = _landing_files(deps, work)
     counts["landing_files"] = len(work.landing_files)
     work.counts = dict(Counter(work.counts) + counts)
-    deps.erasure_work.save(work)
+    save_work(deps, work)
     return dict(counts)
 
 
@@ -190,19 +189,17 @@ def recompute_step(deps: Deps, request: PrivacyRequest, work: ErasureWork, event
     """Queues the run; the state machine waits for its callback (task token) before it shreds and verifies."""
     if not event.task_token:
         raise ValueError("recompute needs the task token of its state")
-    run = runs.queue_run_after_erasure(deps, request.id, event.task_token)
-    work.recompute_run_id = run["id"]
-    deps.erasure_work.save(work)
+    run = runs.queue_run_after_erasure(deps, event.task_token)
+    work.recompute_run_id = run.id
+    save_work(deps, work)
     return {}
 
 
 def shred_step(deps: Deps, request: PrivacyRequest, work: ErasureWork, _event: StepEvent) -> dict:
     """Whatever key item is left of the person's records and profile versions (a writer that raced the delete)."""
-    keys = sum(store.shred_record_keys(deps.dynamodb, deps.tables, deps.tenant, source, tokens)
-               for source, tokens in _tokens_by_source(work).items())
-    t = profile_tables(deps)
-    left = profile_store.existing_profile_keys(deps.dynamodb, t, deps.tenant, _profile_key_sks(work))
-    profile_store.delete_profile_keys(deps.dynamodb, t, deps.tenant, left)
+    keys = sum(deps.records.shred(source, tokens) for source, tokens in _tokens_by_source(work).items())
+    left = deps.profiles.existing_keys(_profile_key_sks(work))
+    deps.profiles.delete_keys(left)
     return {"keys_shredded": keys + len(left)}
 
 
@@ -211,7 +208,7 @@ def verify_step(deps: Deps, request: PrivacyRequest, work: ErasureWork, _event: 
     if not findings:
         return {"clean": True}
     work.verify_loops += 1
-    deps.erasure_work.save(work)
+    save_work(deps, work)
     logger.warning("erasure verification found more", extra={"request_id": request.id, "findings": findings,
                                                                "pass": work.verify_loops})
     if work.verify_loops >= MAX_VERIFY_PASSES:
@@ -269,6 +266,17 @@ def failure_reason(error: StepError | None) -> str:
 
 # ------------------------------------------------------------------ helpers
 
+def load_work(deps: Deps, request_id: str) -> ErasureWork | None:
+    sealed = deps.erasure_work.get(request_id)
+    return ErasureWork.model_validate(vault.open_document(deps.keyring, sealed)) if sealed else None
+
+
+def save_work(deps: Deps, work: ErasureWork) -> None:
+    """Sealed under a new data key every time (the repository deletes the one it replaces)."""
+    deps.erasure_work.put(vault.seal(deps.keyring, deps.erasure_work.address(work.request_id),
+                                     work.model_dump(mode="json")))
+
+
 def _confirmed(request: PrivacyRequest) -> list[str] | None:
     return list(request.profile_ids) or None
 
@@ -285,7 +293,7 @@ def _suppress(deps: Deps, request: PrivacyRequest, work: ErasureWork, subject: S
     if subject.source_record is not None:
         source = subject.source_record.source
         tokens.add((source, vault.record_token(deps.keyring, source, subject.source_record.record_id)))
-    refs = sorted(set(work.blind_refs) | set(identifier_refs(deps, subject)))
+    refs = sorted(set(work.blind_refs) | {ref_text(r) for r in identifier_refs(deps, subject)})
     work.blind_refs = refs
     return suppression.suppress(deps, request.id, refs, sorted(tokens))
 
@@ -327,12 +335,14 @@ def _erase_rejected_lines(deps: Deps, request: PrivacyRequest, work: ErasureWork
     if subject.source_record is not None:
         record_ids[subject.source_record.source].add(subject.source_record.record_id)
     removed = 0
-    for source in store.list_sources(deps.dynamodb, deps.tables, deps.tenant):
-        for ingestion in store.list_ingestions(deps.dynamodb, deps.tables, deps.tenant, source["name"]):
-            if ingestion.get("rejection_report"):
-                ids = record_ids.get(source["name"], set())
-                removed += flow.erase_rejected_lines(deps, ingestion, lambda line, ids=ids: _mentions(
-                    deps, line["raw"], refs, ids))
+    for source in deps.sources.list():
+        for ingestion in deps.ingestions.of_source(source.name):
+            if ingestion.rejection_report:
+                ids = record_ids.get(source.name, set())
+
+                def theirs(line: dict, ids: set[str] = ids) -> bool:
+                    return _mentions(deps, line["raw"], refs, ids)
+                removed += flow.erase_rejected_lines(deps, ingestion, theirs)
     return removed
 
 
@@ -368,13 +378,13 @@ def _landing_files(deps: Deps, work: ErasureWork) -> list[dict]:
     (nobody could read them as rows, so nobody can tell whose rows they hold): listed with that bound."""
     files = []
     for source in sorted({r.source for r in work.records}):
-        for ingestion in store.list_ingestions(deps.dynamodb, deps.tables, deps.tenant, source):
-            if ingestion.get("status") != "failed":
+        for ingestion in deps.ingestions.of_source(source):
+            if ingestion.status != "failed":
                 continue
-            written = objects.last_modified(deps.s3, deps.landing_bucket, ingestion["file"])
+            written = objects.last_modified(deps.s3, deps.landing_bucket, ingestion.file)
             if written is not None:
                 expires = written + timedelta(days=deps.landing_retention_days)
-                files.append({"file": ingestion["file"], "expires_by": expires.isoformat(timespec="seconds")})
+                files.append({"file": ingestion.file, "expires_by": expires.isoformat(timespec="seconds")})
     return files
 
 
@@ -385,26 +395,23 @@ def _findings(deps: Deps, request: PrivacyRequest, work: ErasureWork) -> list[st
     if leftovers:
         work.add_located(leftovers, [], [])
         found.append("records")
-    if any(store.remaining_record_keys(deps.dynamodb, deps.tables, deps.tenant, source, tokens)
-           for source, tokens in _tokens_by_source(work).items()):
+    if any(deps.records.remaining_keys(source, tokens) for source, tokens in _tokens_by_source(work).items()):
         found.append("record_keys")
-    t = profile_tables(deps)
-    if profile_store.existing_profile_keys(deps.dynamodb, t, deps.tenant, _profile_key_sks(work)):
+    if deps.profiles.existing_keys(_profile_key_sks(work)):
         found.append("profile_keys")
     person = {(r.source, r.token) for r in work.records}
     for profile_id in work.profile_ids:  # gone, or written again by the run without the person
-        items = profile_store.get_profile_items(deps.dynamodb, t, deps.tenant, profile_id)
-        members = vault.open_document(deps.keyring, PROFILES, *items)["members"] if items else []
+        sealed = deps.profiles.get(profile_id)
+        members = vault.open_document(deps.keyring, sealed)["members"] if sealed else []
         if any((m["source"], vault.record_token(deps.keyring, m["source"], m["record_id"])) in person
                for m in members):
             found.append("profiles")
             break
-    if profile_store.profiles_of_members(deps.dynamodb, t, deps.tenant, sorted(person)):
+    if deps.profiles.profiles_of(sorted(person)):
         found.append("member_map")
-    if any((c.source, token) in person for c in store.read_changes(deps.dynamodb, deps.tables, deps.tenant)
-           for token in c.tokens):
+    if any((c.source, token) in person for c in deps.changes.read() for token in c.tokens):
         found.append("journal")
-    if unification_state.holds_any(deps, t, person):
+    if unification_state.holds_any(deps, person):
         found.append("unification_state")
     return found
 
@@ -416,19 +423,18 @@ def _leftover_records(deps: Deps, work: ErasureWork) -> list[SubjectRecord]:
     known = {(r.source, r.token): r for r in work.records}
     found = []
     for source, tokens in _tokens_by_source(work).items():
-        stored = store.stored_refs(deps.dynamodb, deps.tables, store.records_pk(deps.tenant, source), tokens)
+        stored = deps.records.refs(source, tokens)
         found += [known[(source, t)] for t in stored]
-    hits = {hit for ref in work.blind_refs
-            for hit in store.find_index_entries(deps.dynamodb, deps.tables, deps.tenant, ref)} - set(known)
-    owners = profile_store.profiles_of_members(deps.dynamodb, profile_tables(deps), deps.tenant, sorted(hits))
+    hits = {hit for ref in work.blind_refs for hit in deps.records.find(IndexRef(*ref.split("#", 1)))} - set(known)
+    owners = deps.profiles.profiles_of(sorted(hits))
     theirs = [hit for hit in hits if owners.get(hit) is None or owners[hit] in work.profile_ids]
     by_source: dict[str, list[str]] = defaultdict(list)
     for source, token in theirs:
         by_source[source].append(token)
     for source, tokens in by_source.items():
-        for item, key_item in store.read_records(deps.dynamodb, deps.tables, deps.tenant, source, sorted(tokens)):
-            found.append(SubjectRecord(source=source, token=item["sk"]["S"][len("REC#"):],
-                                       record_id=vault.open_record(deps.keyring, item, key_item)["record_id"]))
+        for record in deps.records.read(source, sorted(tokens)):
+            found.append(SubjectRecord(source=source, token=record.token,
+                                       record_id=vault.open_record(deps.keyring, record).record_id))
     return found
 
 

@@ -11,18 +11,20 @@ import json
 import tempfile
 import zipfile
 from collections.abc import Iterator
+from typing import IO
 
+from profilevault.domain.sources import Source
 from profilevault.keys import vault
 from profilevault.privacy.locate import Located, LocatedRecord
 from profilevault.privacy.requests import Export, PrivacyRequest, requests_of_subject
-from profilevault.storage import objects, profile_store, store
-from profilevault.storage.profile_store import PROFILES
-from profilevault.wiring import Deps, profile_tables
+from profilevault.storage import objects
+from profilevault.storage.dynamo import BATCH_GET_MAX
+from profilevault.wiring import Deps
 
 PACKAGE_FORMAT = "profilevault-access-package/1"
 SPOOL_BYTES = 8 << 20
 CSV_SPOOL_BYTES = 1 << 20
-READ_BATCH = store.BATCH_GET_MAX
+READ_BATCH = BATCH_GET_MAX
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -39,8 +41,8 @@ def build_package(deps: Deps, request: PrivacyRequest, located: Located) -> Expo
 
 def _write_zip(deps: Deps, request: PrivacyRequest, located: Located, spool) -> int:
     tables = located.by_source()
-    sources = {name: store.get_source(deps.dynamodb, deps.tables, deps.tenant, name) or {} for name in tables}
-    rows: dict[str, tempfile.SpooledTemporaryFile] = {}
+    sources = {name: deps.sources.get(name) for name in tables}
+    rows: dict[str, IO[str]] = {}
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         with archive.open("package.json", "w", force_zip64=True) as raw:
             out = io.TextIOWrapper(raw, encoding="utf-8")
@@ -82,19 +84,20 @@ def _members(values: dict) -> str:
 def _profiles(deps: Deps, profile_ids: tuple[str, ...]) -> list[dict]:
     out = []
     for profile_id in profile_ids:
-        items = profile_store.get_profile_items(deps.dynamodb, profile_tables(deps), deps.tenant, profile_id)
-        if items:
-            profile = vault.open_document(deps.keyring, PROFILES, *items)
+        sealed = deps.profiles.get(profile_id)
+        if sealed:
+            profile = vault.open_document(deps.keyring, sealed)
             out.append({k: profile[k] for k in ("id", "attributes", "members", "previous_ids") if k in profile})
     return out
 
 
-def _describe(name: str, source: dict, count: int) -> dict:
-    """What Art. 15(1) asks besides the data: where it came from, why it is held, for how long."""
-    described = {"name": name, "records": count}
+def _describe(name: str, source: Source | None, count: int) -> dict:
+    """What Art. 15(1) asks besides the data: where it came from, why it is held, for how long (a source removed
+    meanwhile is named only)."""
+    described: dict = {"name": name, "records": count}
     for field in ("description", "purposes", "retention"):
-        if source.get(field):
-            described[field] = source[field]
+        if source is not None and getattr(source, field):
+            described[field] = getattr(source, field)
     return described
 
 
@@ -107,16 +110,16 @@ def _opened(deps: Deps, source: str, records: list[LocatedRecord]) -> Iterator[d
     """The records of one source, opened a batch at a time."""
     for start in range(0, len(records), READ_BATCH):
         tokens = [r.token for r in records[start:start + READ_BATCH]]
-        for item, key_item in store.read_records(deps.dynamodb, deps.tables, deps.tenant, source, tokens):
-            opened = vault.open_record(deps.keyring, item, key_item)
-            yield {"source": source, "record_id": opened["record_id"], "ingested_at": opened["ingested_at"],
-                   "values": opened["attributes"]}
+        for sealed in deps.records.read(source, tokens):
+            opened = vault.open_record(deps.keyring, sealed)
+            yield {"source": source, "record_id": opened.record_id, "ingested_at": opened.ingested_at,
+                   "values": opened.attributes}
 
 
-def _write_csv(records_jsonl, source: dict, raw) -> None:
+def _write_csv(records_jsonl: IO[str], source: Source | None, raw: IO[bytes]) -> None:
     """One row per record: record_id, ingested_at, then the source's attributes in its mapping's order (any other
     attribute a record holds after the mapping changed comes last)."""
-    columns = list(dict.fromkeys((source.get("fields") or {}).values()))
+    columns = list(dict.fromkeys(source.fields.values())) if source else []
     extra: set[str] = set()
     for line in records_jsonl:
         extra.update(a for a in json.loads(line)["values"] if a not in columns)

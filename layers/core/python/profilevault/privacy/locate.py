@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 from profilevault.keys import vault
 from profilevault.privacy.requests import IDENTIFIERS, Subject
-from profilevault.storage import profile_store, store
-from profilevault.storage.profile_store import PROFILES
-from profilevault.wiring import Deps, profile_tables
+from profilevault.storage.sealed import IndexRef
+from profilevault.wiring import Deps
 
 
 @dataclass(frozen=True)
@@ -54,46 +53,48 @@ class Located:
         return dict(sorted(grouped.items()))
 
 
-def identifier_refs(deps: Deps, subject: Subject) -> list[str]:
-    """`<attr>#<hmac>` of the subject's identifiers (already normalised)."""
-    return [f"{a}#{deps.keyring.blind_index(a, getattr(subject, a))}" for a in IDENTIFIERS if getattr(subject, a)]
+def identifier_refs(deps: Deps, subject: Subject) -> list[IndexRef]:
+    """The blind references of the subject's identifiers (already normalised)."""
+    return [IndexRef(a, deps.keyring.blind_index(a, value)) for a in IDENTIFIERS if (value := getattr(subject, a))]
+
+
+def ref_text(ref: IndexRef) -> str:
+    return f"{ref.attribute}#{ref.digest}"
 
 
 def locate_subject(deps: Deps, subject: Subject, profile_ids: list[str] | None = None) -> Located:
     refs = identifier_refs(deps, subject)
     hits: set[tuple[str, str]] = set()
     for ref in refs:
-        hits.update(store.find_index_entries(deps.dynamodb, deps.tables, deps.tenant, ref))
+        hits.update(deps.records.find(ref))
     if subject.source_record is not None:
         source = subject.source_record.source
         token = vault.record_token(deps.keyring, source, subject.source_record.record_id)
-        if store.stored_refs(deps.dynamodb, deps.tables, store.records_pk(deps.tenant, source), [token]):
+        if deps.records.refs(source, [token]):
             hits.add((source, token))
-    t = profile_tables(deps)
-    owner = profile_store.profiles_of_members(deps.dynamodb, t, deps.tenant, sorted(hits))
-    profiles = {pid: _open_profile(deps, pid) for pid in set(owner.values())}
+    owner = deps.profiles.profiles_of(sorted(hits))
+    profiles: dict[str, dict | None] = {pid: _open_profile(deps, pid) for pid in set(owner.values())}
     if subject.profile_id and subject.profile_id not in profiles:
         profiles[subject.profile_id] = _open_profile(deps, subject.profile_id)
-    profiles = {pid: p for pid, p in profiles.items() if p is not None}
     if profile_ids is not None:
-        confirmed = {pid: profiles.get(pid) or _open_profile(deps, pid) for pid in set(profile_ids)}
-        profiles = {pid: p for pid, p in confirmed.items() if p is not None}
+        profiles = {pid: profiles.get(pid) or _open_profile(deps, pid) for pid in set(profile_ids)}
+    opened = {pid: p for pid, p in profiles.items() if p is not None}
     record_ids: dict[tuple[str, str], str | None] = {}
-    for profile in profiles.values():
+    for profile in opened.values():
         for member in profile["members"]:
             token = vault.record_token(deps.keyring, member["source"], member["record_id"])
             record_ids[(member["source"], token)] = member["record_id"]
     for hit in hits:
-        if hit not in owner or owner[hit] in profiles:
+        if hit not in owner or owner[hit] in opened:
             record_ids.setdefault(hit, None)
     records, held_refs = _existing(deps, record_ids)
-    return Located(profile_ids=tuple(sorted(profiles)), records=tuple(records),
-                   blind_refs=tuple(sorted(set(refs) | held_refs)))
+    return Located(profile_ids=tuple(sorted(opened)), records=tuple(records),
+                   blind_refs=tuple(sorted({ref_text(r) for r in refs} | held_refs)))
 
 
 def _open_profile(deps: Deps, profile_id: str) -> dict | None:
-    items = profile_store.get_profile_items(deps.dynamodb, profile_tables(deps), deps.tenant, profile_id)
-    return vault.open_document(deps.keyring, PROFILES, *items) if items else None
+    sealed = deps.profiles.get(profile_id)
+    return vault.open_document(deps.keyring, sealed) if sealed else None
 
 
 def _existing(deps: Deps, record_ids: dict[tuple[str, str], str | None]) -> tuple[list[LocatedRecord], set[str]]:
@@ -102,16 +103,17 @@ def _existing(deps: Deps, record_ids: dict[tuple[str, str], str | None]) -> tupl
     by_source: dict[str, list[str]] = defaultdict(list)
     for source, token in record_ids:
         by_source[source].append(token)
-    located, held_refs = [], set()
+    located: list[LocatedRecord] = []
+    held_refs: set[str] = set()
     for source, tokens in sorted(by_source.items()):
-        stored = store.stored_refs(deps.dynamodb, deps.tables, store.records_pk(deps.tenant, source), sorted(tokens))
+        stored = deps.records.refs(source, sorted(tokens))
         unknown = [t for t in stored if record_ids[(source, t)] is None]
-        opened = {item["sk"]["S"][4:]: vault.open_record(deps.keyring, item, key_item)["record_id"]
-                  for item, key_item in store.read_records(deps.dynamodb, deps.tables, deps.tenant, source, unknown)}
+        opened = {record.token: vault.open_record(deps.keyring, record).record_id
+                  for record in deps.records.read(source, unknown)}
         for token in sorted(stored):
             record_id = record_ids[(source, token)] or opened.get(token)
             if record_id is None:
                 continue  # its key is gone (shredded a moment ago): nothing of it is readable
             located.append(LocatedRecord(source, token, record_id))
-            held_refs.update(stored[token].index_refs)
+            held_refs.update(ref_text(r) for r in stored[token].index_refs)
     return located, held_refs

@@ -37,10 +37,9 @@ from profilevault.domain.sources import check_source_name
 from profilevault.errors import Conflict, InvalidInput, NotFound
 from profilevault.keys import vault
 from profilevault.observability import logger
-from profilevault.storage.requests import ListFilter, RequestRepository, StatusMismatch
+from profilevault.storage.requests import ListFilter, StatusMismatch
 from profilevault.wiring import Deps
 
-REQUESTS = "requests"  # the logical table name bound into the sealed subject's ciphertext
 RequestType = Literal["access", "portability", "erasure"]
 Status = Literal["received", "locating", "needs_review", "in_progress", "completed", "failed", "cancelled"]
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -187,10 +186,6 @@ def due_date(received_at: str, extra_months: int = 0) -> str:
 
 # ------------------------------------------------------------------ the repository and the sealed subject
 
-def repository(deps: Deps) -> RequestRepository:
-    return RequestRepository(deps.dynamodb, deps.tables, deps.tenant)
-
-
 def new_request_id(now: str) -> str:
     """Sortable by receipt: the hex of the receipt time in milliseconds, then randomness."""
     millis = int(datetime.fromisoformat(now).timestamp() * 1000)
@@ -203,14 +198,14 @@ def open_subject(deps: Deps, request: PrivacyRequest) -> Subject:
 
 
 def _open_sealed(deps: Deps, request_id: str) -> dict:
-    items = repository(deps).subject_items(request_id)
-    if items is None:
+    sealed = deps.requests.subject(request_id)
+    if sealed is None:
         raise NotFound(f"the subject of request {request_id} is no longer held")
-    return vault.open_document(deps.keyring, REQUESTS, *items)
+    return vault.open_document(deps.keyring, sealed)
 
 
 def forget_subject(deps: Deps, request_id: str) -> None:
-    repository(deps).forget_subject(request_id)
+    deps.requests.forget_subject(request_id)
 
 
 # ------------------------------------------------------------------ creating, reading, listing
@@ -222,12 +217,10 @@ def create_request(deps: Deps, new: NewPrivacyRequest, actor: Actor) -> PrivacyR
     now = deps.now()
     request = PrivacyRequest(id=new_request_id(now), type=new.type, status="received", received_at=now,
                              due_at=due_date(now), history=[StatusChange(status="received", at=now)])
-    repo = repository(deps)
-    pk, sk = repo.subject_location(request.id)
-    sealed = vault.seal_document(deps.keyring, REQUESTS, pk, sk, {
+    sealed = vault.seal(deps.keyring, deps.requests.subject_address(request.id), {
         "subject": subject.model_dump(exclude_none=True), "verification": new.verification.model_dump(),
         "note": new.note})
-    repo.create(request.model_dump(mode="json"), sealed)
+    deps.requests.create(request.model_dump(mode="json"), sealed)
     trail.record(deps, "privacy_request.received", actor, {"request_id": request.id, "type": request.type})
     enqueue(deps, request.id)
     logger.info("privacy request received", extra={"request_id": request.id, "type": request.type})
@@ -239,7 +232,7 @@ def enqueue(deps: Deps, request_id: str) -> None:
 
 
 def get_request(deps: Deps, request_id: str) -> PrivacyRequest:
-    stored = repository(deps).get(request_id) if _well_formed(request_id) else None
+    stored = deps.requests.get(request_id) if _well_formed(request_id) else None
     if stored is None:
         raise NotFound(f"no privacy request {request_id}")
     return PrivacyRequest.model_validate(stored)
@@ -252,22 +245,21 @@ def _well_formed(request_id: str) -> bool:
 def list_requests(deps: Deps, status: str | None, type_: str | None, overdue: bool, limit: int,
                   after: str | None) -> tuple[list[PrivacyRequest], str | None]:
     now = deps.now()
-    page, last = repository(deps).page(ListFilter(status=status, type=type_, overdue_at=now if overdue else None),
+    page, last = deps.requests.page(ListFilter(status=status, type=type_, overdue_at=now if overdue else None),
                                        limit, after)
     return [PrivacyRequest.model_validate(r) for r in page], last
 
 
 def requests_of_subject(deps: Deps, refs: list[str]) -> list[PrivacyRequest]:
     """The requests whose subject shares one of these blind references, oldest first."""
-    repo = repository(deps)
-    return [PrivacyRequest.model_validate(r) for r in (repo.get(i) for i in repo.requests_by_refs(refs)) if r]
+    found = (deps.requests.get(i) for i in deps.requests.requests_by_refs(refs))
+    return [PrivacyRequest.model_validate(r) for r in found if r]
 
 
 def index_subject(deps: Deps, request_id: str, refs: list[str]) -> None:
     """Remembers the subject's blind references on the request and indexes the request under them."""
-    repo = repository(deps)
-    repo.index_subject(request_id, refs)
-    repo.update(request_id, set(), {"subject_refs": sorted(set(refs))})
+    deps.requests.index_subject(request_id, refs)
+    deps.requests.update(request_id, set(), {"subject_refs": sorted(set(refs))})
 
 
 # ------------------------------------------------------------------ status and steps
@@ -285,7 +277,7 @@ def advance(deps: Deps, request_id: str, to_status: str, expect: set[str] | froz
     now = deps.now()
     changes = {"status": to_status, **{k: _plain(v) for k, v in fields.items()}}
     try:
-        stored = repository(deps).update(request_id, expected, changes,
+        stored = deps.requests.update(request_id, expected, changes,
                                          append={"history": [{"status": to_status, "at": now}]})
     except StatusMismatch as mismatch:
         if mismatch.current is None:
@@ -298,7 +290,7 @@ def advance(deps: Deps, request_id: str, to_status: str, expect: set[str] | froz
         target["step"] = fields["failed_step"]
     if isinstance(fields.get("result"), dict) and "outcome" in fields["result"]:
         target["outcome"] = fields["result"]["outcome"].replace(" ", "-")
-    counts = {k: len(fields[k]) for k in ("profile_ids", "candidate_profile_ids") if k in fields}
+    counts: dict[str, int] = {k: len(fields[k]) for k in ("profile_ids", "candidate_profile_ids") if k in fields}
     trail.record(deps, f"privacy_request.{to_status}", actor, target, counts)
     logger.info("privacy request status", extra={"request_id": request_id, "status": to_status})
     return moved
@@ -308,7 +300,7 @@ def record_step(deps: Deps, request_id: str, step: str, outcome: str, *, counts:
                 actor: Actor = WORKER) -> PrivacyRequest:
     entry = StepDone(step=step, at=deps.now(), outcome=outcome, counts=counts or {})
     try:
-        stored = repository(deps).update(request_id, set(), {}, append={"steps": [entry.model_dump()]})
+        stored = deps.requests.update(request_id, set(), {}, append={"steps": [entry.model_dump()]})
     except StatusMismatch:
         raise NotFound(f"no privacy request {request_id}") from None
     trail.record(deps, "privacy_request.step", actor, {"request_id": request_id, "step": step}, counts)

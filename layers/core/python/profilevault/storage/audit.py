@@ -1,29 +1,51 @@
-"""Data access for the audit trail: the hash chain and its head in the audit table, the actor pseudonyms, and the
-write-once anchors in the anchor bucket.
+"""The audit trail: the hash chain and its head in the audit table, the actor pseudonyms, and the write-once
+anchors in the anchor bucket.
 
-Key shapes (pk / sk), AuditTable:
-  TENANT#<t>#AUDIT  / E#<seq, 12 digits>   one chain entry {seq, at, actor, role, action, target, counts,
-                                           prev_hash, hash}; written only if that seq does not exist yet
-  TENANT#<t>#AUDIT  / HEAD                 the latest entry's {seq, hash, at} (a hint: moved forward conditionally,
-                                           never back; an appender that finds it stale walks on from it)
-  TENANT#<t>#ACTORS / A#<blind>            a staff identity's pseudonym; <blind> is a keyed HMAC of the token's sub
-AuditAnchorBucket (S3 Object Lock, default retention): anchors/<seq, 12 digits>-<hash>.json = {seq, hash, at}.
-Nothing here holds personal data: entries name surrogate IDs, and the pseudonym mapping is keyed blindly.
+    AuditTable  TENANT#<t>#AUDIT  / E#<seq, 12 digits>  one chain entry {seq, at, actor, role, action, target,
+                                                        counts, prev_hash, hash}; written only if that seq does not
+                                                        exist yet
+                TENANT#<t>#AUDIT  / HEAD                the latest entry's {seq, hash, at} (a hint: moved forward
+                                                        conditionally, never back; an appender that finds it stale
+                                                        walks on from it)
+                TENANT#<t>#ACTORS / A#<blind>           a staff identity's pseudonym; <blind> is a keyed HMAC of the
+                                                        token's sub
+    AuditAnchorBucket (S3 Object Lock, default retention)
+                anchors/<seq, 12 digits>-<hash>.json    {seq, hash, at}
+
+    audit = AuditRepository(ddb, audit_table, tenant)
+    audit.head()                                  # -> ChainHead | None
+    audit.put_entry(entry)                        # False when that seq exists already (another appender won)
+    audit.get_entry(seq)                          # -> Entry | None
+    audit.advance_head(head)                      # forward only; a head already further on stays
+    audit.entries(newest_first, before, page_size)  # -> Iterator[Entry], each with its `position`
+    audit.pseudonym(blind) / claim_pseudonym(blind, candidate, now) / forget_pseudonym(blind)
+
+    anchors = AnchorStore(s3, anchor_bucket)
+    anchors.put(seq, hash, at)                    # -> the object key
+    anchors.at_seq(seq) / anchors.all()           # -> [Anchor], in seq order
+
+Entries come back as plain dicts of what is stored, whatever it is: verification must see an entry someone edited
+(a field gone, a value changed) as it is, to name it. Nothing here holds personal data: entries name surrogate IDs,
+and the pseudonym mapping is keyed blindly.
 """
+from __future__ import annotations
+
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
+from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
+
+from profilevault.storage.dynamo import DynamoDBClient, Item, from_item, is_conditional_failure, key, to_item
 
 SEQ_DIGITS = 12
 _ENTRY_FIELDS = ("seq", "at", "actor", "role", "action", "target", "counts", "prev_hash", "hash")
+_ENTRY_PREFIX = "E#"
 _ANCHOR_KEY = re.compile(r"anchors/(\d{12})-([0-9a-f]{64})\.json")
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+
+Entry = dict[str, Any]  # an entry's fields as stored, and `position`: the seq its key names
 
 
 @dataclass(frozen=True)
@@ -39,121 +61,90 @@ class Anchor:
     hash: str
 
 
-def _to_item(values: dict) -> dict:
-    return {k: _serializer.serialize(v) for k, v in values.items()}
-
-
-def _plain(value):
-    """DynamoDB numbers come back as Decimal; the chain holds integers only."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Decimal):
-        return int(value)
-    return value
-
-
-def _from_item(item: dict) -> dict:
-    return _plain({k: _deserializer.deserialize(v) for k, v in item.items()})
-
-
-def _is_conflict(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+def _entry_sk(seq: int) -> str:
+    return f"{_ENTRY_PREFIX}{seq:0{SEQ_DIGITS}d}"
 
 
 class AuditRepository:
     """One tenant's chain entries, chain head and actor pseudonyms in the audit table."""
 
-    def __init__(self, dynamodb, table: str, tenant: str):
-        self._ddb = dynamodb
-        self._table = table
-        self._chain_pk = f"TENANT#{tenant}#AUDIT"
-        self._actors_pk = f"TENANT#{tenant}#ACTORS"
+    def __init__(self, ddb: DynamoDBClient, table: str, tenant: str):
+        self._ddb, self._table = ddb, table
+        self._chain_pk, self._actors_pk = f"TENANT#{tenant}#AUDIT", f"TENANT#{tenant}#ACTORS"
 
     # ---------------------------------------------------------------- chain
 
-    def _entry_key(self, seq: int) -> dict:
-        return _to_item({"pk": self._chain_pk, "sk": f"E#{seq:0{SEQ_DIGITS}d}"})
-
-    def _head_key(self) -> dict:
-        return _to_item({"pk": self._chain_pk, "sk": "HEAD"})
-
     def head(self) -> ChainHead | None:
-        item = self._ddb.get_item(TableName=self._table, Key=self._head_key(), ConsistentRead=True).get("Item")
+        item = self._ddb.get_item(TableName=self._table, Key=key(self._chain_pk, "HEAD"),
+                                  ConsistentRead=True).get("Item")
         if item is None:
             return None
-        head = _from_item(item)
+        head = from_item(item)
         return ChainHead(seq=head["seq"], hash=head["hash"], at=head["at"])
 
-    def put_entry(self, entry: dict) -> bool:
+    def put_entry(self, entry: Entry) -> bool:
         """Writes the entry at its seq unless that seq exists already (then returns False: another appender won)."""
-        item = {**self._entry_key(entry["seq"]), **_to_item({k: entry[k] for k in _ENTRY_FIELDS})}
+        item = {**key(self._chain_pk, _entry_sk(entry["seq"])), **to_item({k: entry[k] for k in _ENTRY_FIELDS})}
         try:
             self._ddb.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)")
         except ClientError as error:
-            if _is_conflict(error):
+            if is_conditional_failure(error):
                 return False
             raise
         return True
 
-    def get_entry(self, seq: int) -> dict | None:
-        item = self._ddb.get_item(TableName=self._table, Key=self._entry_key(seq), ConsistentRead=True).get("Item")
-        return self._entry(item) if item else None
+    def get_entry(self, seq: int) -> Entry | None:
+        item = self._ddb.get_item(TableName=self._table, Key=key(self._chain_pk, _entry_sk(seq)),
+                                  ConsistentRead=True).get("Item")
+        return _entry(item) if item else None
 
     def advance_head(self, head: ChainHead) -> None:
         """Moves the head forward to `head`; a head already further on stays where it is."""
         try:
             self._ddb.update_item(
-                TableName=self._table, Key=self._head_key(),
+                TableName=self._table, Key=key(self._chain_pk, "HEAD"),
                 UpdateExpression="SET #seq = :seq, #hash = :hash, #at = :at",
                 ConditionExpression="attribute_not_exists(#seq) OR #seq < :seq",
                 ExpressionAttributeNames={"#seq": "seq", "#hash": "hash", "#at": "at"},
-                ExpressionAttributeValues=_to_item({":seq": head.seq, ":hash": head.hash, ":at": head.at}))
+                ExpressionAttributeValues=to_item({":seq": head.seq, ":hash": head.hash, ":at": head.at}))
         except ClientError as error:
-            if not _is_conflict(error):
+            if not is_conditional_failure(error):
                 raise
 
     def entries(self, newest_first: bool = False, before: int | None = None,
-                page_size: int = 500) -> Iterator[dict]:
+                page_size: int = 500) -> Iterator[Entry]:
         """Every entry in seq order (or newest first, then only those before seq `before`), page by page.
         Each entry carries `position`: the seq its key names (verification compares it with the entry's own)."""
-        upper = f"E#{(before - 1 if before is not None else 10 ** SEQ_DIGITS - 1):0{SEQ_DIGITS}d}"
-        kwargs = {"TableName": self._table, "ConsistentRead": True, "ScanIndexForward": not newest_first,
-                  "Limit": page_size, "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
-                  "ExpressionAttributeValues": _to_item({":pk": self._chain_pk, ":low": "E#", ":high": upper})}
+        upper = _entry_sk(before - 1 if before is not None else 10 ** SEQ_DIGITS - 1)
+        kwargs: dict[str, Any] = {
+            "TableName": self._table, "ConsistentRead": True, "ScanIndexForward": not newest_first,
+            "Limit": page_size, "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": to_item({":pk": self._chain_pk, ":low": _ENTRY_PREFIX, ":high": upper})}
         while True:
             page = self._ddb.query(**kwargs)
             for item in page.get("Items", []):
-                yield self._entry(item)
+                yield _entry(item)
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    @staticmethod
-    def _entry(item: dict) -> dict:
-        values = _from_item(item)
-        entry = {k: values[k] for k in _ENTRY_FIELDS if k in values}
-        entry["position"] = int(values["sk"][len("E#"):])
-        return entry
-
     # ---------------------------------------------------------------- actor pseudonyms
 
-    def _actor_key(self, blind: str) -> dict:
-        return _to_item({"pk": self._actors_pk, "sk": f"A#{blind}"})
+    def _actor_key(self, blind: str) -> Item:
+        return key(self._actors_pk, f"A#{blind}")
 
     def pseudonym(self, blind: str) -> str | None:
         item = self._ddb.get_item(TableName=self._table, Key=self._actor_key(blind), ConsistentRead=True).get("Item")
-        return _from_item(item)["pseudonym"] if item else None
+        return from_item(item)["pseudonym"] if item else None
 
     def claim_pseudonym(self, blind: str, candidate: str, now: str) -> str:
         """Stores `candidate` for this identity unless one is stored already; returns whichever is stored."""
         try:
             self._ddb.put_item(TableName=self._table,
-                               Item={**self._actor_key(blind), **_to_item({"pseudonym": candidate, "since": now})},
+                               Item={**self._actor_key(blind), **to_item({"pseudonym": candidate, "since": now})},
                                ConditionExpression="attribute_not_exists(sk)")
         except ClientError as error:
-            if not _is_conflict(error):
+            if not is_conditional_failure(error):
                 raise
             return self.pseudonym(blind) or candidate
         return candidate
@@ -164,27 +155,33 @@ class AuditRepository:
         return old is not None
 
 
+def _entry(item: Item) -> Entry:
+    values = from_item(item)
+    entry = {k: values[k] for k in _ENTRY_FIELDS if k in values}
+    entry["position"] = int(values["sk"][len(_ENTRY_PREFIX):])
+    return entry
+
+
 class AnchorStore:
     """Write-once copies of the chain head in the anchor bucket. The bucket's Object Lock default retention
     protects every version written; the key names the seq and hash, so verification needs only a listing."""
 
     PREFIX = "anchors/"
 
-    def __init__(self, s3, bucket: str):
-        self._s3 = s3
-        self._bucket = bucket
+    def __init__(self, s3: Any, bucket: str):
+        self._s3, self._bucket = s3, bucket
 
-    @staticmethod
-    def key(seq: int, hash_: str) -> str:
-        return f"anchors/{seq:0{SEQ_DIGITS}d}-{hash_}.json"
+    @classmethod
+    def key(cls, seq: int, hash_: str) -> str:
+        return f"{cls.PREFIX}{seq:0{SEQ_DIGITS}d}-{hash_}.json"
 
     def put(self, seq: int, hash_: str, at: str) -> str:
-        key = self.key(seq, hash_)
+        name = self.key(seq, hash_)
         body = json.dumps({"seq": seq, "hash": hash_, "at": at}, sort_keys=True).encode()
         # Object Lock refuses a PUT without an integrity checksum.
-        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json",
+        self._s3.put_object(Bucket=self._bucket, Key=name, Body=body, ContentType="application/json",
                             ChecksumAlgorithm="SHA256")
-        return key
+        return name
 
     def at_seq(self, seq: int) -> list[Anchor]:
         return self._list(f"{self.PREFIX}{seq:0{SEQ_DIGITS}d}-")

@@ -9,13 +9,13 @@ Execution input and output carry the request ID and step names only (AWS keeps e
 where no erasure can reach it); a step reads what it needs from the work item.
 """
 import json
+from collections.abc import Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, Field
 
-from profilevault.keys import vault
-from profilevault.keys.keyring import TenantKeyring
-from profilevault.storage import store
+from profilevault.storage.dynamo import DynamoDBClient, Tables, batch_write, key, query_prefix
+from profilevault.storage.sealed import Address, SealedDocument, data_item, document_of, get_with_key, key_item
 
 ERASURES = "erasures"  # the logical table name bound into the work item's ciphertext
 EVENT_SOURCE = "profilevault.erasure"
@@ -24,84 +24,43 @@ _IDS_PER_EVENT = 1000  # record IDs per event, well under EventBridge's 256 KiB 
 _ENTRIES_PER_CALL = 10  # PutEvents takes at most 10 entries
 
 
-class SubjectRecord(BaseModel):
-    source: str
-    token: str
-    record_id: str
-
-
-class ErasureWork(BaseModel):
-    """What an erasure found and did so far; sealed, because record IDs identify the person at the origin."""
-
-    request_id: str
-    attempt: int = 1
-    verify_loops: int = 0
-    records: list[SubjectRecord] = Field(default_factory=list)
-    profile_ids: list[str] = Field(default_factory=list)
-    blind_refs: list[str] = Field(default_factory=list)
-    # Key items of the profile versions that held the person (profile ID -> key sort keys), checked gone by verify.
-    profile_keys: dict[str, list[str]] = Field(default_factory=dict)
-    recompute_run_id: str | None = None
-    counts: dict[str, int] = Field(default_factory=dict)
-    landing_files: list[dict] = Field(default_factory=list)
-
-    def add_located(self, records: list[SubjectRecord], profile_ids: list[str], blind_refs: list[str]) -> None:
-        """Grows the set (a later locate may find what a racing writer added; nothing found before is forgotten)."""
-        known = {(r.source, r.token) for r in self.records}
-        self.records += [r for r in records if (r.source, r.token) not in known]
-        self.profile_ids = sorted(set(self.profile_ids) | set(profile_ids))
-        self.blind_refs = sorted(set(self.blind_refs) | set(blind_refs))
-
-
 class ErasureWorkRepository:
-    """One tenant's erasure work items, sealed under their own data keys like records."""
+    """One tenant's erasure work items, sealed like records (privacy.erasure seals and opens them)."""
 
-    def __init__(self, dynamodb, control_table: str, keys_table: str, tenant: str, keyring: TenantKeyring):
-        self._ddb = dynamodb
-        self._control, self._keys = control_table, keys_table
-        self._pk = store.tenant_pk(tenant)
-        self._keyring = keyring
+    def __init__(self, dynamodb: DynamoDBClient, tables: Tables, tenant: str):
+        self._ddb, self._tables = dynamodb, tables
+        self._pk = f"TENANT#{tenant}"
 
-    def _key(self, sk: str) -> dict:
-        return {"pk": {"S": self._pk}, "sk": {"S": sk}}
+    def address(self, request_id: str) -> Address:
+        return Address(ERASURES, self._pk, f"ERASURE#{request_id}")
 
-    @staticmethod
-    def _sk(request_id: str) -> str:
-        return f"ERASURE#{request_id}"
+    def get(self, request_id: str) -> SealedDocument | None:
+        a = self.address(request_id)
+        found = get_with_key(self._ddb, self._tables.control, self._tables.keys, a.pk, a.sk)
+        return document_of(ERASURES, *found) if found else None
 
-    def load(self, request_id: str) -> ErasureWork | None:
-        item = self._ddb.get_item(TableName=self._control, Key=self._key(self._sk(request_id)),
-                                  ConsistentRead=True).get("Item")
-        if not item:
-            return None
-        key_item = self._ddb.get_item(TableName=self._keys, ConsistentRead=True,
-                                      Key=self._key(store.key_sk(self._sk(request_id), item["kid"]["S"])))["Item"]
-        return ErasureWork.model_validate(vault.open_document(self._keyring, ERASURES, item, key_item))
-
-    def save(self, work: ErasureWork) -> None:
+    def put(self, sealed: SealedDocument) -> None:
         """Key first, then the item naming it, then the key of the version it replaced (as every sealed item)."""
-        sk = self._sk(work.request_id)
-        item, key_item = vault.seal_document(self._keyring, ERASURES, self._pk, sk, work.model_dump(mode="json"))
-        self._ddb.put_item(TableName=self._keys, Item=key_item)
-        old = self._ddb.put_item(TableName=self._control, Item=item, ReturnValues="ALL_OLD").get("Attributes")
+        batch_write(self._ddb, self._tables.keys, [key_item(sealed)])
+        old = self._ddb.put_item(TableName=self._tables.control, Item=data_item(sealed),
+                                 ReturnValues="ALL_OLD").get("Attributes")
         if old:
-            self._delete_keys([store.key_sk(sk, old["kid"]["S"])])
+            k = sealed.address.key_address(old["kid"]["S"])
+            batch_write(self._ddb, self._tables.keys, [], [key(k.pk, k.sk)])
 
     def delete(self, request_id: str) -> None:
         """The item and every key it ever had: what was located is crypto-shredded with it."""
-        sk = self._sk(request_id)
-        self._ddb.delete_item(TableName=self._control, Key=self._key(sk))
-        self._delete_keys([k["sk"]["S"] for k in store.query_prefix(self._ddb, self._keys, self._pk, f"{sk}#K#",
-                                                                   projection="sk")])
-
-    def _delete_keys(self, sks: list[str]) -> None:
-        store.batch_write(self._ddb, self._keys, [], [self._key(sk) for sk in sks])
+        a = self.address(request_id)
+        self._ddb.delete_item(TableName=self._tables.control, Key=key(a.pk, a.sk))
+        batch_write(self._ddb, self._tables.keys, [], [
+            key(a.pk, k["sk"]["S"]) for k in query_prefix(self._ddb, self._tables.keys, a.pk, f"{a.sk}#K#",
+                                                          projection="sk")])
 
 
 class ErasureExecutions:
     """The erasure state machine's executions; each is named `<request id>-<attempt>`."""
 
-    def __init__(self, stepfunctions, state_machine_arn: str):
+    def __init__(self, stepfunctions: Any, state_machine_arn: str):
         self._sfn = stepfunctions
         self._arn = state_machine_arn
 
@@ -123,7 +82,7 @@ class ErasureExecutions:
         return self._report(self._sfn.send_task_failure, taskToken=task_token, error=error[:256], cause=cause[:1000])
 
     @staticmethod
-    def _report(call, **kwargs) -> bool:
+    def _report(call: Callable[..., Any], **kwargs: Any) -> bool:
         try:
             call(**kwargs)
             return True
@@ -137,13 +96,13 @@ class OriginNotices:
     """Events on the erasure bus, one per source (split past 1,000 IDs): which record IDs to delete at the origin
     (GDPR Art. 17(2), 19). Nothing else about the person: the request ID, the source and its record IDs."""
 
-    def __init__(self, events, bus_name: str, tenant: str):
+    def __init__(self, events: Any, bus_name: str, tenant: str):
         self._events = events
         self._bus = bus_name
         self._tenant = tenant
 
     def publish(self, request_id: str, record_ids_by_source: dict[str, list[str]]) -> int:
-        entries = []
+        entries: list[Any] = []
         for source, record_ids in sorted(record_ids_by_source.items()):
             ids = sorted(set(record_ids))
             for start in range(0, len(ids), _IDS_PER_EVENT):

@@ -1,27 +1,55 @@
-"""Data access for privacy requests: the only place that knows their key shapes.
+"""Privacy requests and their sealed subjects.
 
-Key shapes (pk / sk), all in the control table:
-  TENANT#<t>#PRIVACY / REQ#<id>           the request: type, status, dates, history, steps, profile IDs, result.
-                                          No personal data: IDs are random, the subject is only referenced blindly.
-                 same / SUBJECT#<id>      the sealed subject (identifiers, verification, note); its wrapped data key
-                                          lives in the keys table at SUBJECT#<id>#K#<kid>
-  TENANT#<t>#PRIVACY#BY#<ref> / REQ#<id>  the requests of a subject, by blind reference (`<attr>#<hmac>`,
-                                          `profile#<id>`, `record#<source>#<token>`), so a subject's own requests are
-                                          found without reading the others
+    ControlTable  TENANT#<t>#PRIVACY / REQ#<id>            the request: type, status, dates, history, steps, profile
+                                                            IDs, result. No personal data: IDs are random, the subject
+                                                            is referenced blindly only
+                  TENANT#<t>#PRIVACY / SUBJECT#<id>        the sealed subject (identifiers, verification, note)
+                  TENANT#<t>#PRIVACY#BY#<ref> / REQ#<id>   the requests of a subject, by blind reference
+                                                            (`<attr>#<hmac>`, `profile#<id>`, `record#<s>#<token>`)
+    KeysTable     TENANT#<t>#PRIVACY / SUBJECT#<id>#K#<kid>   the subject's wrapped data key
+
 Request IDs start with the hex of their receipt time in milliseconds, so REQ#<id> sorts oldest first and a reverse
 query pages newest first.
+
+    requests = RequestRepository(ddb, tables, tenant)
+    requests.subject_address(request_id)              # where vault.seal binds the subject
+    requests.create(request, sealed_subject)          # the subject's key, the subject, then the request (conditional)
+    requests.get(request_id)                          # -> dict | None
+    requests.update(request_id, expect, changes, append=..., condition=...)   # conditional; StatusMismatch
+    page, after = requests.page(ListFilter(...), limit, after)                 # newest first
+    requests.subject(request_id); requests.forget_subject(request_id)          # -> SealedDocument | None
+    requests.index_subject(request_id, refs); requests.requests_by_refs(refs)  # -> [request id]
 """
+from __future__ import annotations
+
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from profilevault.storage import store
+from profilevault.storage.dynamo import (
+    DynamoDBClient,
+    Tables,
+    batch_write,
+    from_item,
+    is_conditional_failure,
+    key,
+    query_prefix,
+    to_item,
+    to_value,
+)
+from profilevault.storage.sealed import (
+    Address,
+    SealedDocument,
+    data_item,
+    document_of,
+    get_with_key,
+    key_item,
+)
 
-_serialize = TypeSerializer().serialize
-_deserialize = TypeDeserializer().deserialize
-_KEY_FIELDS = ("pk", "sk")
+REQUESTS = "requests"  # the logical table name bound into the sealed subject's ciphertext
+_REQ, _SUBJECT = "REQ#", "SUBJECT#"
 
 
 class StatusMismatch(Exception):
@@ -40,77 +68,73 @@ class ListFilter:
 
 
 class RequestRepository:
-    """Privacy requests of one tenant, bound to the DynamoDB client and tables."""
+    def __init__(self, ddb: DynamoDBClient, tables: Tables, tenant: str):
+        self._ddb, self._tables = ddb, tables
+        self._pk = f"TENANT#{tenant}#PRIVACY"
 
-    def __init__(self, ddb, tables: store.Tables, tenant: str):
-        self.ddb, self.tables, self.tenant = ddb, tables, tenant
-        self.pk = f"TENANT#{tenant}#PRIVACY"
-
-    # ------------------------------------------------------------ keys
-
-    def _key(self, request_id: str) -> dict:
-        return {"pk": {"S": self.pk}, "sk": {"S": f"REQ#{request_id}"}}
-
-    def subject_location(self, request_id: str) -> tuple[str, str]:
-        """(pk, sk) of the sealed subject: what its ciphertext is bound to."""
-        return self.pk, f"SUBJECT#{request_id}"
+    def subject_address(self, request_id: str) -> Address:
+        return Address(REQUESTS, self._pk, _SUBJECT + request_id)
 
     def _by_ref_pk(self, ref: str) -> str:
-        return f"{self.pk}#BY#{ref}"
+        return f"{self._pk}#BY#{ref}"
 
-    # ------------------------------------------------------------ requests
+    # ------------------------------------------------------------------ requests
 
-    def create(self, request: dict[str, Any], sealed_subject: tuple[dict, dict]) -> None:
-        """The subject's key, then the subject, then the request that names it (a crash leaves no request
-        without its subject)."""
-        item, key_item = sealed_subject
-        store.batch_write(self.ddb, self.tables.keys, [key_item], [])
-        self.ddb.put_item(TableName=self.tables.control, Item=item)
-        self.ddb.put_item(TableName=self.tables.control, Item={**self._key(request["id"]), **_attrs(request)},
-                          ConditionExpression="attribute_not_exists(pk)")
+    def create(self, request: dict[str, Any], subject: SealedDocument) -> None:
+        """The subject's key, then the subject, then the request that names it (a crash leaves no request without
+        its subject)."""
+        batch_write(self._ddb, self._tables.keys, [key_item(subject)])
+        self._ddb.put_item(TableName=self._tables.control, Item=data_item(subject))
+        self._ddb.put_item(TableName=self._tables.control, ConditionExpression="attribute_not_exists(pk)",
+                           Item={**key(self._pk, _REQ + request["id"]),
+                                 **to_item({k: v for k, v in request.items() if v is not None})})
 
     def get(self, request_id: str) -> dict[str, Any] | None:
-        item = self.ddb.get_item(TableName=self.tables.control, Key=self._key(request_id),
-                                 ConsistentRead=True).get("Item")
-        return _plain(item) if item else None
+        item = self._ddb.get_item(TableName=self._tables.control, Key=key(self._pk, _REQ + request_id),
+                                  ConsistentRead=True).get("Item")
+        return _request(item) if item else None
 
-    def update(self, request_id: str, expect: set[str], changes: dict[str, Any],
+    def update(self, request_id: str, expect: Iterable[str], changes: dict[str, Any],
                append: dict[str, list] | None = None, condition: str | None = None) -> dict[str, Any]:
         """Sets `changes` and appends to the lists in `append`, only while the status is one of `expect` (any status
-        when `expect` is empty) and the extra `condition` holds. -> the request as now stored.
-        Raises StatusMismatch with the current status otherwise."""
-        names, values, sets = {}, {}, []
+        when it is empty) and the extra `condition` holds. -> the request as now stored. StatusMismatch (with the
+        current status) otherwise."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets = []
         for n, (field, value) in enumerate(changes.items()):
-            names[f"#c{n}"], values[f":c{n}"] = field, _serialize(value)
+            names[f"#c{n}"], values[f":c{n}"] = field, to_value(value)
             sets.append(f"#c{n} = :c{n}")
         for n, (field, entries) in enumerate((append or {}).items()):
-            names[f"#a{n}"], values[f":a{n}"] = field, _serialize(entries)
+            names[f"#a{n}"], values[f":a{n}"] = field, to_value(entries)
             values[":empty"] = {"L": []}
             sets.append(f"#a{n} = list_append(if_not_exists(#a{n}, :empty), :a{n})")
         conditions = ["attribute_exists(pk)"]
-        if expect:
-            allowed = sorted(expect)
+        allowed = sorted(expect)
+        if allowed:
             names["#status"] = "status"
             values.update({f":e{n}": {"S": s} for n, s in enumerate(allowed)})
             conditions.append(f"#status IN ({', '.join(f':e{n}' for n in range(len(allowed)))})")
         if condition:
             conditions.append(condition)
         try:
-            item = self.ddb.update_item(
-                TableName=self.tables.control, Key=self._key(request_id), UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=" AND ".join(conditions), ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values, ReturnValues="ALL_NEW")["Attributes"]
+            item = self._ddb.update_item(
+                TableName=self._tables.control, Key=key(self._pk, _REQ + request_id),
+                UpdateExpression="SET " + ", ".join(sets), ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values, ReturnValues="ALL_NEW")["Attributes"]
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not is_conditional_failure(error):
                 raise
             current = self.get(request_id)
             raise StatusMismatch(current["status"] if current else None) from None
-        return _plain(item)
+        return _request(item)
 
     def page(self, filters: ListFilter, limit: int, after: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """Up to `limit` requests, newest first, older than the request `after`; -> (page, ID to continue after).
-        Filters are applied by DynamoDB as it reads, so a page may take several reads."""
-        names, values, conditions = {}, {":pk": {"S": self.pk}, ":prefix": {"S": "REQ#"}}, []
+        DynamoDB applies the filters as it reads, so a page may take several reads."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":pk": {"S": self._pk}, ":prefix": {"S": _REQ}}
+        conditions = []
         if filters.status:
             names["#status"] = "status"
             values[":status"] = {"S": filters.status}
@@ -126,79 +150,55 @@ class RequestRepository:
             conditions.append("due_at < :now AND NOT (#status IN (:completed, :cancelled))")
         kwargs: dict[str, Any] = {"FilterExpression": " AND ".join(conditions),
                                   "ExpressionAttributeNames": names} if conditions else {}
-        start = {"pk": {"S": self.pk}, "sk": {"S": f"REQ#{after}"}} if after else None
+        start = key(self._pk, _REQ + after) if after else None
         found: list[dict[str, Any]] = []
         while True:
             if start:
                 kwargs["ExclusiveStartKey"] = start
-            page = self.ddb.query(TableName=self.tables.control, ScanIndexForward=False, ConsistentRead=True,
-                                  KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                                  ExpressionAttributeValues=values, Limit=max(limit, 25), **kwargs)
-            found += [_plain(i) for i in page["Items"]]
-            start = page.get("LastEvaluatedKey")
+            response = self._ddb.query(TableName=self._tables.control, ScanIndexForward=False, ConsistentRead=True,
+                                       KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                                       ExpressionAttributeValues=values, Limit=max(limit, 25), **kwargs)
+            found += [_request(i) for i in response["Items"]]
+            start = response.get("LastEvaluatedKey")
             if len(found) >= limit or not start:
                 break
         if len(found) > limit or (len(found) == limit and start):
             return found[:limit], found[limit - 1]["id"]
         return found, None
 
-    # ------------------------------------------------------------ the sealed subject
+    # ------------------------------------------------------------------ the sealed subject
 
-    def subject_items(self, request_id: str) -> tuple[dict, dict] | None:
-        """(subject item, key item), or None once the subject has been forgotten."""
-        pk, sk = self.subject_location(request_id)
-        item = self.ddb.get_item(TableName=self.tables.control, Key={"pk": {"S": pk}, "sk": {"S": sk}},
-                                 ConsistentRead=True).get("Item")
-        if not item:
-            return None
-        key_item = self.ddb.get_item(TableName=self.tables.keys, ConsistentRead=True, Key={
-            "pk": {"S": pk}, "sk": {"S": store.key_sk(sk, item["kid"]["S"])}}).get("Item")
-        return (item, key_item) if key_item else None
+    def subject(self, request_id: str) -> SealedDocument | None:
+        """None once the subject has been forgotten."""
+        found = get_with_key(self._ddb, self._tables.control, self._tables.keys, self._pk, _SUBJECT + request_id)
+        return document_of(REQUESTS, *found) if found else None
 
     def forget_subject(self, request_id: str) -> None:
         """Deletes the sealed subject and every wrapped key it had (the request itself stays, as the record)."""
-        pk, sk = self.subject_location(request_id)
-        keys = list(store.query_prefix(self.ddb, self.tables.keys, pk, f"{sk}#K#", projection="pk, sk"))
-        self.ddb.delete_item(TableName=self.tables.control, Key={"pk": {"S": pk}, "sk": {"S": sk}})
-        store.batch_write(self.ddb, self.tables.keys, [], [{"pk": k["pk"], "sk": k["sk"]} for k in keys])
+        address = self.subject_address(request_id)
+        keys = [key(k["pk"]["S"], k["sk"]["S"]) for k in query_prefix(
+            self._ddb, self._tables.keys, self._pk, f"{address.sk}#K#", projection="pk, sk")]
+        self._ddb.delete_item(TableName=self._tables.control, Key=key(self._pk, address.sk))
+        batch_write(self._ddb, self._tables.keys, [], keys)
 
-    # ------------------------------------------------------------ the subject's requests, by blind reference
+    # ------------------------------------------------------------------ a subject's requests, by blind reference
 
-    def index_subject(self, request_id: str, refs: list[str]) -> None:
-        store.batch_write(self.ddb, self.tables.control,
-                          [{"pk": {"S": self._by_ref_pk(ref)}, "sk": {"S": f"REQ#{request_id}"}} for ref in refs], [])
+    def index_subject(self, request_id: str, refs: Iterable[str]) -> None:
+        batch_write(self._ddb, self._tables.control, [key(self._by_ref_pk(r), _REQ + request_id) for r in refs])
 
-    def requests_by_refs(self, refs: list[str]) -> list[str]:
+    def unindex_subject(self, request_id: str, refs: Iterable[str]) -> None:
+        batch_write(self._ddb, self._tables.control, [], [key(self._by_ref_pk(r), _REQ + request_id) for r in refs])
+
+    def requests_by_refs(self, refs: Iterable[str]) -> list[str]:
         """IDs of the requests indexed under any of `refs`, oldest first."""
         found: set[str] = set()
         for ref in refs:
-            found.update(i["sk"]["S"][4:] for i in store.query_prefix(self.ddb, self.tables.control,
-                                                                       self._by_ref_pk(ref), "REQ#",
-                                                                       projection="sk"))
+            found.update(i["sk"]["S"][len(_REQ):]
+                         for i in query_prefix(self._ddb, self._tables.control, self._by_ref_pk(ref), _REQ,
+                                               projection="sk"))
         return sorted(found)
 
-    def unindex_subject(self, request_id: str, refs: list[str]) -> None:
-        store.batch_write(self.ddb, self.tables.control, [],
-                          [{"pk": {"S": self._by_ref_pk(ref)}, "sk": {"S": f"REQ#{request_id}"}} for ref in refs])
 
-
-def _attrs(values: dict[str, Any]) -> dict:
-    return {k: _serialize(v) for k, v in values.items() if v is not None}
-
-
-def _plain(item: dict) -> dict[str, Any]:
-    return {k: _from_dynamo(_deserialize(v)) for k, v in item.items() if k not in _KEY_FIELDS}
-
-
-def _from_dynamo(value: Any) -> Any:
-    """Decimal -> int (requests hold counts only), sets -> sorted lists, recursively."""
-    if isinstance(value, dict):
-        return {k: _from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_dynamo(v) for v in value]
-    if isinstance(value, set):
-        return sorted(_from_dynamo(v) for v in value)
-    if type(value).__name__ == "Decimal":
-        return int(value)
-    return value
+def _request(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in from_item(item).items() if k not in ("pk", "sk")}
 

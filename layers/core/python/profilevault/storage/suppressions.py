@@ -11,13 +11,10 @@ Nothing here is a plaintext value: hmac and token are keyed HMACs.
 """
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from profilevault.storage.dynamo import DynamoDBClient, Item, batch_get, batch_write, from_item, key, to_item
 
-from profilevault.storage import store
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 RECORD = "record"
 _GENERATION = "GENERATION"
 
@@ -57,21 +54,19 @@ def record_ref(source: str, token: str) -> str:
 class SuppressionRepository:
     """One tenant's suppression entries and their generation counter in the control table."""
 
-    def __init__(self, dynamodb, table: str, tenant: str):
+    def __init__(self, dynamodb: DynamoDBClient, table: str, tenant: str):
         self._ddb = dynamodb
         self._table = table
         self._pk = f"TENANT#{tenant}#SUPPRESSIONS"
 
-    def _key(self, sk: str) -> dict:
-        return {"pk": {"S": self._pk}, "sk": {"S": sk}}
+    def _key(self, sk: str) -> Item:
+        return key(self._pk, sk)
 
     def add(self, entries: list[Suppression]) -> None:
         """Idempotent: an entry written again (a retried step, a second erasure) replaces itself."""
-        store.batch_write(self._ddb, self._table, [
-            {**self._key(f"SUP#{e.id}"), **{k: _serializer.serialize(v) for k, v in
-                                             {"ref": e.ref, "request_id": e.request_id,
-                                              "created_at": e.created_at}.items()}}
-            for e in {e.ref: e for e in entries}.values()], [])
+        batch_write(self._ddb, self._table, [
+            to_item({"pk": self._pk, "sk": f"SUP#{e.id}", "ref": e.ref, "request_id": e.request_id,
+                     "created_at": e.created_at}) for e in {e.ref: e for e in entries}.values()])
 
     def advance_generation(self) -> int:
         response = self._ddb.update_item(TableName=self._table, Key=self._key(_GENERATION),
@@ -87,20 +82,13 @@ class SuppressionRepository:
         """Which of `refs` are suppressed, and the generation read just before them (so that entries written after
         it are found by a later look, see privacy.suppression.recheck). One batched read of the entries."""
         generation = self.generation()
-        keys = [self._key(f"SUP#{suppression_id(r)}") for r in sorted(refs)]
-        found = set()
-        for start in range(0, len(keys), store.BATCH_GET_MAX):
-            request = {self._table: {"Keys": keys[start:start + store.BATCH_GET_MAX], "ConsistentRead": True,
-                                     "ProjectionExpression": "#ref", "ExpressionAttributeNames": {"#ref": "ref"}}}
-            while request:
-                response = self._ddb.batch_get_item(RequestItems=request)
-                found.update(item["ref"]["S"] for item in response["Responses"].get(self._table, []))
-                request = response.get("UnprocessedKeys") or None
+        found = {from_item(item)["ref"] for item in batch_get(
+            self._ddb, self._table, [self._key(f"SUP#{suppression_id(r)}") for r in sorted(refs)])}
         return found & refs, generation
 
     def page(self, limit: int, after: str | None) -> tuple[list[Suppression], str | None]:
         """Up to `limit` entries after the one with ID `after`; -> (entries, the last one's ID if more follow)."""
-        kwargs = {"ExclusiveStartKey": self._key(f"SUP#{after}")} if after else {}
+        kwargs: dict[str, Any] = {"ExclusiveStartKey": self._key(f"SUP#{after}")} if after else {}
         page = self._ddb.query(TableName=self._table, KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
                                ExpressionAttributeValues={":pk": {"S": self._pk}, ":p": {"S": "SUP#"}},
                                Limit=limit, ConsistentRead=True, **kwargs)
@@ -119,6 +107,6 @@ class SuppressionRepository:
         return self._entry(old) if old else None
 
     @staticmethod
-    def _entry(item: dict) -> Suppression:
-        values = {k: _deserializer.deserialize(v) for k, v in item.items() if k in ("ref", "request_id", "created_at")}
-        return Suppression(**values)
+    def _entry(item: Item) -> Suppression:
+        values = from_item(item)
+        return Suppression(ref=values["ref"], request_id=values["request_id"], created_at=values["created_at"])
