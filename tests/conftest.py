@@ -18,7 +18,8 @@ def aws_env(monkeypatch):
     for key, value in AWS_TEST_ENV.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+    # Step Functions executes state machines for real (statemachines/*.asl.json), invoking the handlers in-process.
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         yield
 
 
@@ -32,7 +33,7 @@ def stack(template_deployment, monkeypatch, request) -> Stack:
     """template.yaml deployed in moto, emptied, with every function's real handler loaded.
     `@pytest.mark.handler_env(NAME="value")` overrides what the template gives the functions."""
     from profilevault.config import get_settings
-    from profilevault_local.runtime import LocalFunction, load_handler
+    from profilevault_local.runtime import LocalFunction, install_invoke_hook, load_handler, uninstall_invoke_hook
 
     for key, value in AWS_TEST_ENV.items():
         monkeypatch.setenv(key, value)
@@ -58,11 +59,14 @@ def stack(template_deployment, monkeypatch, request) -> Stack:
         get_settings.cache_clear()
         functions = {logical_id: LocalFunction(spec, load_handler(spec.code_dir, spec.handler))
                      for logical_id, spec in deployed.functions.items()}  # every function of the template
+        # What a state machine's tasks invoke runs in-process too (moto would start a Docker container).
+        install_invoke_hook(functions.values())
         yield Stack(deployed=deployed, env=env, handlers={lid: fn.handler for lid, fn in functions.items()},
                     s3=template_deployment.client("s3"), sqs=template_deployment.client("sqs"),
                     dynamodb=template_deployment.client("dynamodb"), kms=template_deployment.client("kms"),
                     functions=functions)
     finally:
+        uninstall_invoke_hook()
         get_settings.cache_clear()
         for name in [m for m in sys.modules if m.startswith("_pv_lambda_")]:
             del sys.modules[name]

@@ -27,9 +27,15 @@ def run_job(record: SQSRecord) -> None:
         # The jobs queue's redrive policy moves a job to its DLQ after this many tries (the template sets both).
         tries = settings.jobs_max_receives
         if int(record.attributes.approximate_receive_count) >= tries:
-            runs.mark_run_failed(deps, job.run_id, f"{type(error).__name__} after {tries} tries")
+            reason = f"{type(error).__name__} after {tries} tries"
+            runs.mark_run_failed(deps, job.run_id, reason)
             observability.job_failed(job.type)
+            if isinstance(job, UnifyJob) and job.task_token:  # the erasure waiting for it fails at recompute
+                deps.erasure_executions.fail(job.task_token, "UnificationRunFailed", reason)
         raise
+    if isinstance(job, UnifyJob) and job.task_token and not deps.erasure_executions.succeed(
+            job.task_token, {"run_id": job.run_id}):
+        logger.warning("the erasure waiting for this run has ended", extra={"run_id": job.run_id})
 
 
 def dispatch(job: Job) -> None:

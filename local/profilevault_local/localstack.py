@@ -206,6 +206,8 @@ class LocalStack:
             "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region,
         })
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray daemon locally
+        # moto's Step Functions interpreter calls Lambda (and the services of its tasks) at localhost:$MOTO_PORT.
+        os.environ["MOTO_PORT"] = str(self.aws_port)
         # Step Functions executes ASL for real (DESIGN: the local stack runs workflows, not stubs).
         self._saved_sfn_config = dict(default_user_config["stepfunctions"])
         default_user_config["stepfunctions"]["execute_state_machine"] = True

@@ -315,6 +315,7 @@ def _references(value: Any) -> set[str]:
 class _GapPlan:
     bucket_configs: dict[str, dict] = field(default_factory=dict)  # bucket logical id -> deferred properties
     queue_policies: list[dict] = field(default_factory=list)
+    bucket_policies: list[dict] = field(default_factory=list)
     state_machines: dict[str, dict] = field(default_factory=dict)  # logical id -> {name, properties}
     http_apis: dict[str, dict] = field(default_factory=dict)  # logical id -> deferred OpenAPI body
     table_ttls: dict[str, dict] = field(default_factory=dict)  # table logical id -> TimeToLiveSpecification
@@ -360,9 +361,7 @@ def _plan_gaps(template: dict, stack_name: str, resolve: _Resolver) -> _GapPlan:
             removed.add(logical_id)
             skipped_api.append(logical_id)
         elif rtype == "AWS::StepFunctions::StateMachine":
-            name = props.get("StateMachineName")
-            if not isinstance(name, str):
-                name = f"{stack_name}-{logical_id}"
+            name = _literal_name(props.get("StateMachineName"), stack_name) or f"{stack_name}-{logical_id}"
             plan.state_machines[logical_id] = {"name": name, "properties": resolve.defer(props)}
             removed.add(logical_id)
     for logical_id in removed:
@@ -379,6 +378,17 @@ def _plan_gaps(template: dict, stack_name: str, resolve: _Resolver) -> _GapPlan:
         log.warning("moto's CloudFormation has no API Gateway v2: skipped %s and %d resource(s) that refer to it; "
                     "the local HTTP adapter serves its routes", ", ".join(sorted(skipped_api)), len(dropped_dependents))
     return plan
+
+
+def _literal_name(value: Any, stack_name: str) -> str | None:
+    """A name given as a string, or as `!Sub` of the stack's name (`${AWS::StackName}-erasure`): known before the
+    stack exists, so references to the resource can be rewritten to it. None for anything else."""
+    if isinstance(value, str):
+        return value
+    text = value.get("Fn::Sub") if isinstance(value, dict) and len(value) == 1 else None
+    if isinstance(text, str) and set(re.findall(r"\$\{([^}]+)\}", text)) <= {"AWS::StackName"}:
+        return text.replace("${AWS::StackName}", stack_name)
+    return None
 
 
 def _defer_api_body(body: dict, resolve: _Resolver) -> dict:
@@ -490,6 +500,17 @@ def _fill_gaps(session, stack: DeployedStack, plan: _GapPlan, resolve: _Resolver
         props = resolve(props)
         for queue_url in props.get("Queues", []):
             sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+    for props in plan.bucket_policies:
+        props = resolve(props)
+        # moto enforces a bucket policy's statements but not their conditions: a Deny that holds only without TLS
+        # would deny everything. Such statements stay in the template for AWS and are left out here.
+        document = dict(props["PolicyDocument"])
+        kept = [st for st in document.get("Statement", []) if "Condition" not in st]
+        if len(kept) < len(document.get("Statement", [])):
+            log.warning("bucket policy of %s: statements with conditions are not applied locally (moto ignores "
+                        "conditions)", props["Bucket"])
+        if kept:
+            s3.put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps({**document, "Statement": kept}))
     if plan.state_machines:
         sfn = session.client("stepfunctions")
         for logical_id, sm in plan.state_machines.items():

@@ -1,5 +1,6 @@
 """The sample events in events/ are what the functions receive; the parsing the handlers rely on reads them."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,12 @@ def test_drop_keys_outside_the_layout_are_refused():
         parse_drop_key("sources/crm/weekly/file.csv")
     assert parse_drop_key("sources/crm/incremental/2026/11/29/10/deletes/x.csv").operation == "deletes"
 
+
+
+def test_a_queued_privacy_request_carries_its_id_and_nothing_else():
+    from profilevault.privacy.requests import REQUEST_ID
+
+    message = json.loads((EVENTS / "privacy_request_queued.json").read_text())["Records"][0]
+    body = json.loads(message["body"])
+    assert list(body) == ["request_id"]
+    assert re.fullmatch(REQUEST_ID, body["request_id"])

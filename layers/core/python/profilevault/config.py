@@ -20,6 +20,12 @@ class Settings(BaseSettings):
     jobs_queue_url: str
     audit_table: str
     audit_anchor_bucket: str
+    # Erasure: the state machine that coordinates it and the bus that tells source owners what to delete.
+    erasure_state_machine_arn: str
+    erasure_event_bus: str
+    landing_retention_days: int = Field(ge=1)
+    requests_queue_url: str
+    exports_bucket: str
     default_kms_key_arn: str
     data_key_cache_seconds: int = Field(default=300, ge=0, le=3600)
     # How long a unification run queued by an ingestion waits for more files of the same burst.

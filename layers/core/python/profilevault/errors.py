@@ -69,3 +69,21 @@ class IngestionRejected(ProfileVaultError):
     status = 422
     title = "File rejected"
     type = "https://profilevault.dev/problems/file-rejected"
+
+
+class TemporarilyUnavailable(ProfileVaultError):
+    """An AWS service throttled or failed transiently past the client's own retries: the step is worth trying again
+    a little later (the erasure workflow retries it with back-off)."""
+
+    status = 503
+    title = "Temporarily unavailable"
+    type = "https://profilevault.dev/problems/temporarily-unavailable"
+
+
+class ErasureIncomplete(ProfileVaultError):
+    """Erasure's verification still found something of the person after the bounded number of passes (a writer kept
+    racing the erasure). The request fails at `verify`; a retry resumes there."""
+
+    status = 500
+    title = "Erasure incomplete"
+    type = "https://profilevault.dev/problems/erasure-incomplete"

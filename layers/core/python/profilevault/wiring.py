@@ -11,14 +11,17 @@ from profilevault.keys.keyring import TenantKeyring
 from profilevault.storage.audit import AnchorStore, AuditRepository
 from profilevault.storage.changes import ChangeJournal
 from profilevault.storage.dynamo import Tables
+from profilevault.storage.erasures import ErasureExecutions, ErasureWorkRepository, OriginNotices
 from profilevault.storage.ingestions import IngestionRepository
 from profilevault.storage.keyring import KeyringRepository
 from profilevault.storage.profiles import ProfileRepository
 from profilevault.storage.records import RecordRepository
+from profilevault.storage.requests import RequestRepository
 from profilevault.storage.rulesets import RuleSetRepository
 from profilevault.storage.runs import RunRepository
 from profilevault.storage.sources import SourceRepository
 from profilevault.storage.state import StateRepository
+from profilevault.storage.suppressions import SuppressionRepository
 
 
 def utc_now() -> str:
@@ -37,12 +40,21 @@ class Deps:
     rulesets: RuleSetRepository
     states: StateRepository
     runs: RunRepository
+    requests: RequestRepository  # privacy requests and their sealed subjects
     audit: AuditRepository  # the audit chain, its head and the actor pseudonyms
     anchors: AnchorStore  # write-once copies of the chain head
+    suppressions: SuppressionRepository  # what erasures keep out of ingestion
+    erasure_work: ErasureWorkRepository  # what an erasure in progress located (sealed)
+    erasure_executions: ErasureExecutions  # the erasure state machine's executions and task callbacks
+    origin_notices: OriginNotices  # events telling source owners what to delete at the origin
     s3: Any  # landing drops and rejection reports (storage.objects)
     sqs: Any
     vault_bucket: str
     jobs_queue_url: str
+    requests_queue_url: str
+    exports_bucket: str
+    landing_bucket: str
+    landing_retention_days: int
     ingestion_batch_window_seconds: int = 5
     min_snapshot_share: float = 0.5
     now: Callable[[], str] = field(default=utc_now)
@@ -69,8 +81,15 @@ def build_deps(settings: Settings | None = None, clients: AwsClients | None = No
         rulesets=RuleSetRepository(ddb, tables, tenant),
         states=StateRepository(ddb, clients.s3, tables, settings.vault_bucket, tenant),
         runs=RunRepository(ddb, tables, tenant),
+        requests=RequestRepository(ddb, tables, tenant),
         audit=AuditRepository(ddb, settings.audit_table, tenant),
         anchors=AnchorStore(clients.s3, settings.audit_anchor_bucket),
+        suppressions=SuppressionRepository(ddb, settings.control_table, tenant),
+        erasure_work=ErasureWorkRepository(ddb, tables, tenant),
+        erasure_executions=ErasureExecutions(clients.stepfunctions, settings.erasure_state_machine_arn),
+        origin_notices=OriginNotices(clients.events, settings.erasure_event_bus, tenant),
         s3=clients.s3, sqs=clients.sqs, vault_bucket=settings.vault_bucket, jobs_queue_url=settings.jobs_queue_url,
+        requests_queue_url=settings.requests_queue_url, exports_bucket=settings.exports_bucket,
+        landing_bucket=settings.landing_bucket, landing_retention_days=settings.landing_retention_days,
         ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds,
         min_snapshot_share=settings.min_snapshot_share)

@@ -36,14 +36,19 @@ def from_validation_errors(errors) -> Response:
                    errors=cleaned)
 
 
+def gateway_response(status: int, title: str, detail: str, type_: str = "about:blank") -> dict:
+    """A problem as an API Gateway response, for refusals made before the resolver runs."""
+    body = {"type": type_, "title": title, "status": status, "detail": detail}
+    return {"statusCode": status, "headers": {"Content-Type": PROBLEM_JSON}, "body": json.dumps(body)}
+
+
 def refuse_non_json_body(event: dict) -> dict | None:
     """The API speaks JSON only: a body in another media type gets a 415 problem (as an API Gateway response)."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     if not event.get("body") or headers.get("content-type", "").lower().startswith("application/json"):
         return None
-    body = {"type": "about:blank", "title": "Unsupported media type", "status": 415,
-            "detail": "send the body as Content-Type: application/json"}
-    return {"statusCode": 415, "headers": {"Content-Type": PROBLEM_JSON}, "body": json.dumps(body)}
+    return gateway_response(415, "Unsupported media type", "send the body as Content-Type: application/json")
+
 
 
 def refuse_deeply_nested_body(event: dict) -> dict | None:
@@ -53,9 +58,8 @@ def refuse_deeply_nested_body(event: dict) -> dict | None:
         body = base64.b64decode(body).decode("utf-8", "replace")
     if not nests_deeper_than(body, MAX_BODY_DEPTH):
         return None
-    refused = {"type": "about:blank", "title": "Body nested too deeply", "status": 400,
-               "detail": f"JSON bodies may nest arrays and objects at most {MAX_BODY_DEPTH} levels deep"}
-    return {"statusCode": 400, "headers": {"Content-Type": PROBLEM_JSON}, "body": json.dumps(refused)}
+    return gateway_response(400, "Body nested too deeply",
+                            f"JSON bodies may nest arrays and objects at most {MAX_BODY_DEPTH} levels deep")
 
 
 def nests_deeper_than(text: str, limit: int) -> bool:

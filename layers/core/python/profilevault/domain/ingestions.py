@@ -41,6 +41,7 @@ class Ingestion(BaseModel):
     rows_new: int | None = None
     rows_deleted: int | None = None
     rows_rejected: int = 0
+    rows_suppressed: int = 0  # rows of erased people, refused (privacy.suppression)
     records_kept: int | None = None  # full snapshots: stored records that rejected rows named (not deleted)
     warnings: int = 0
     warning_reasons: dict[str, int] = Field(default_factory=dict)
@@ -52,6 +53,7 @@ class Ingestion(BaseModel):
     finished_at: str | None = None
     rejection_report: str | None = None  # the vault-bucket object of the sealed rejection report
     report_key: bytes | None = None  # its data key, wrapped by the tenant data key
+    rejections_erased: int | None = None  # lines an erasure took out of the report (the person's)
     # Full snapshots
     snapshot: SnapshotState | None = None  # None: completed before snapshot states (reviewed when a refresh meets it)
     snapshot_reason: str | None = None  # why it is held (counts and IDs only)
@@ -82,6 +84,8 @@ class IngestionView(Shown):
     rows_new: int | None = None
     rows_deleted: int | None = None
     rows_rejected: int
+    rows_suppressed: int = 0
+    rejections_erased: int | None = None
     records_kept: int | None = None
     warnings: int
     attempts: int

@@ -96,6 +96,7 @@ class UnifyJob(BaseModel):
     type: Literal["unify"]
     run_id: str
     mode: Literal["full"] | None = None  # None: incremental where the saved state allows
+    task_token: str | None = None  # an erasure's recompute step waits for this run (privacy.erasure)
 
 
 class PurgeSourceJob(BaseModel):

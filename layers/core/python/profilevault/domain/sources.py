@@ -1,6 +1,6 @@
 """Source registration: what a source's files look like and how their columns map to attributes."""
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -55,6 +55,11 @@ class SourceSpec(BaseModel):
     fields: dict[str, str] = Field(min_length=1, max_length=200)
     importance: int = Field(default=100, ge=0, le=1_000_000)
     csv: CsvOptions = Field(default_factory=CsvOptions)
+    # What an access request must tell the person besides the data (Art. 15(1)(a), (d), (g)): what the source is,
+    # why its data is processed, how long it is kept. Optional; an access package includes what is declared.
+    description: str | None = Field(default=None, max_length=2000)
+    purposes: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(default_factory=list, max_length=20)
+    retention: str | None = Field(default=None, max_length=500)
 
     @field_validator("fields")
     @classmethod

@@ -6,8 +6,11 @@ import hashlib
 import json
 import re
 import tempfile
+import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote_plus
 
 from pydantic import ValidationError
@@ -24,6 +27,7 @@ from profilevault.ingestion.readers import RowRejection, check_encoding, encodin
 from profilevault.keys import crypto, vault
 from profilevault.keys.keyring import TenantKeyring
 from profilevault.observability import capture_method, logger
+from profilevault.privacy import suppression
 from profilevault.profiles import runs
 from profilevault.storage import objects
 from profilevault.storage.records import StoredRef
@@ -126,6 +130,11 @@ def ingest_landing_object(deps: Deps, obj: LandingObject) -> Ingestion:
     return finished
 
 
+INGESTER = Actor.system("ingest")
+_AUDITED_COUNTS = ("rows_read", "rows_stored", "rows_new", "rows_deleted", "rows_rejected", "rows_suppressed",
+                   "warnings")
+
+
 def mark_given_up(deps: Deps, obj: LandingObject) -> Ingestion:
     """The ingest queue gave up on the file's message (its redrive policy moved it to the dead-letter queue): the
     ingestion ends `failed` with the last error its tries recorded. The file stays in landing until the lifecycle
@@ -151,11 +160,6 @@ def _start_ingestion(deps: Deps, obj: LandingObject) -> Ingestion:
 def drop_source(obj: LandingObject) -> str:
     """The source a landing key names (as far as it names one): what an ingestion is listed under."""
     return obj.key.split("/")[1] if obj.key.count("/") >= 2 else ""
-
-
-INGESTER = Actor.system("ingest")
-_AUDITED_COUNTS = ("rows_read", "rows_stored", "rows_new", "rows_deleted", "rows_rejected", "rows_suppressed",
-                   "warnings")
 
 
 def _finish(deps: Deps, obj: LandingObject, **changes: object) -> Ingestion:
@@ -255,9 +259,16 @@ class _Tally:
         elif self.batch:
             stamp = deps.now()
             sealed = [_seal(deps, source, m, self.ingestion_id, stamp) for m in self.batch]
-            put = deps.records.put_sealed(source, sealed)
+            # Rows of erased people stay out (privacy.suppression): one batched look-up for the whole batch.
+            screened = suppression.screen(deps, source, sealed)
+            put = deps.records.put_sealed(source, screened.kept)
             self.counts["rows_new"] += put.new
-            self._note_duplicates([m.row_number for m in self.batch], [s.token for s in sealed], put.before)
+            kept = {id(s) for s in screened.kept}
+            written = [(m.row_number, s.token) for m, s in zip(self.batch, sealed, strict=True) if id(s) in kept]
+            self._note_duplicates([row for row, _ in written], [token for _, token in written], put.before)
+            refused = screened.suppressed + suppression.recheck(deps, screened)
+            self.counts["rows_suppressed"] += refused
+            self.counts["rows_stored"] -= refused
         self.counts["rows_stored"] += len(self.batch)
         self.batch.clear()
         if self.kept_ids:
@@ -294,7 +305,8 @@ class _Tally:
         counts = self.counts
         result = {"source": self.drop.source, "kind": self.drop.kind, "operation": self.drop.operation,
                   "rows_read": counts["rows_read"], "rows_stored": counts["rows_stored"],
-                  "rows_rejected": counts["rows_rejected"], "warnings": sum(self.warning_reasons.values()),
+                  "rows_rejected": counts["rows_rejected"], "rows_suppressed": counts["rows_suppressed"],
+                  "warnings": sum(self.warning_reasons.values()),
                   "warning_reasons": dict(self.warning_reasons)}
         if self.drop.operation == "deletes":
             result["rows_deleted"] = counts["rows_deleted"]
@@ -333,15 +345,12 @@ class RejectionReport:
     """Rejected rows with row number and reason, each line sealed under a report key wrapped by the tenant key.
     Spooled to disk past a few MB, so a file full of bad rows does not grow memory."""
 
-    def __init__(self, deps: Deps, ingestion_id: str):
+    def __init__(self, deps: Deps, ingestion_id: str, object_key: str | None = None):
         self.deps, self.ingestion_id = deps, ingestion_id
+        self.object_key = object_key or f"rejections/{ingestion_id}.jsonl"
         self.count = 0
         self._file = tempfile.SpooledTemporaryFile(max_size=8 << 20)
         self._key: bytes | None = None
-
-    @property
-    def object_key(self) -> str:
-        return f"rejections/{self.ingestion_id}.jsonl"
 
     def add(self, rejection: RowRejection) -> None:
         if self._key is None:
@@ -380,3 +389,32 @@ def read_rejection_report(s3, keyring: TenantKeyring, vault_bucket: str, ingesti
     body = objects.open_report(s3, vault_bucket, ingestion.rejection_report)
     return [json.loads(crypto.open_sealed(key, base64.b64decode(line), line_aad(ingestion.id, number)))
             for number, line in enumerate(body.iter_lines(), start=1) if line]
+
+
+def erase_rejected_lines(deps: Deps, ingestion: Ingestion, is_theirs: Callable[[dict], bool]) -> int:
+    """Re-seals an ingestion's rejection report without the lines `is_theirs` picks (erasure): a new object under a
+    new key, then the ingestion names it, then the old object goes (its key was only in the ingestion item, now
+    replaced). A report left without lines is deleted. -> the number of lines removed."""
+    lines = read_rejection_report(deps.s3, deps.keyring, deps.vault_bucket, ingestion)
+    kept = [line for line in lines if not is_theirs(line)]
+    if len(kept) == len(lines):
+        # An earlier pass may have stopped after naming its new copy and before deleting the old one (unreadable
+        # since: its key went with the ingestion item it replaced).
+        objects.delete_objects(deps.s3, deps.vault_bucket, [
+            k for k in objects.list_keys(deps.s3, deps.vault_bucket, f"rejections/{ingestion.id}")
+            if k != ingestion.rejection_report])
+        return 0
+    removed = len(lines) - len(kept)
+    changes: dict[str, Any] = {"rejections_erased": (ingestion.rejections_erased or 0) + removed}
+    if kept:
+        report = RejectionReport(deps, ingestion.id, f"rejections/{ingestion.id}-{uuid.uuid4().hex[:12]}.jsonl")
+        for line in kept:
+            report.add(RowRejection(line["row_number"], line["reason"], line["raw"],
+                                    last_row_number=line.get("last_row_number", 0)))
+        changes.update(report.save())
+    else:
+        changes.update(rejection_report=None, report_key=None)
+    deps.ingestions.update(ingestion.id, **changes)
+    objects.delete_objects(deps.s3, deps.vault_bucket, [ingestion.rejection_report] if ingestion.rejection_report
+                           else [])
+    return removed

@@ -26,6 +26,8 @@ from profilevault.unification import MemberRef, UnifyRecord, explain, suggest, u
 from profilevault.unification.engine import UnificationResult
 from profilevault.wiring import Deps
 
+ERASURE_TRIGGER = "erasure"
+
 # What the audit trail calls the end of each kind of run (one entry per run, never per record).
 _COMPLETED = {"unify": "unification.completed", "refresh": "refresh.completed", "purge_source": "source.purged"}
 _FAILED = {"unify": "unification.failed", "refresh": "refresh.failed", "purge_source": "source.purge_failed"}
@@ -37,6 +39,12 @@ def queue_run(deps: Deps, trigger: str, actor: Actor) -> Run:
     run = jobs.queue_job(deps, "unify", trigger, mode="full")
     trail.record(deps, "unification.queued", actor, {"run_id": run.id})
     return run
+
+
+def queue_run_after_erasure(deps: Deps, task_token: str) -> Run:
+    """Recomputes the profiles an erasure took apart, in turn with every other run (the jobs queue's function runs
+    one at a time), and tells the waiting workflow when it is done (see functions/refresh)."""
+    return jobs.queue_job(deps, "unify", ERASURE_TRIGGER, task_token=task_token)
 
 
 def queue_run_after_ingestion(deps: Deps, ingestion_id: str) -> None:
@@ -134,7 +142,8 @@ def run_unification(deps: Deps, run_id: str, full: bool = False, records_deleted
     possible = suggest(result.profiles, {MemberRef(r.source, r.record_id): r.attributes for r in records}, ruleset)
     deps.profiles.replace_suggestions({s.profiles: s.reason for s in possible})
     state.sources = unification_state.registered(sources)
-    unification_state.save(deps, state, mode == "full")
+    # An erasure's run sweeps too: no copy an interrupted save left may keep the erased person.
+    unification_state.save(deps, state, mode == "full" or run.trigger == ERASURE_TRIGGER)
     deps.changes.forget(changes)
     counts = RunCounts(**{k: result.counts.get(k, 0) for k in ("records", "profiles", "merged", "split", "new",
                                                                "unchanged")},

@@ -101,3 +101,15 @@ def save(deps: Deps, state: State, sweep: bool) -> None:
                 "members": [[s, t, pid] for (s, t), pid in state.members.items()],
                 "profiles": [[pid, p.digest, p.kid, list(p.previous_ids)] for pid, p in state.profiles.items()]}
     deps.states.save(vault.seal(deps.keyring, deps.states.address(), document), sweep=sweep)
+
+
+def holds_any(deps: Deps, refs: set[Ref]) -> bool:
+    """Does the saved state (the current copy, clean or dirty) still name any of these records? For erasure's
+    verification: the copy the next run would start from must not keep an erased person."""
+    sealed = deps.states.load(even_dirty=True)
+    if sealed is None:
+        return False
+    document = vault.open_document(deps.keyring, sealed)
+    named = {(source, token) for source, token, *_ in document["records"]}
+    named |= {(source, token) for source, token, _ in document["members"]}
+    return bool(named & refs)

@@ -33,6 +33,16 @@ def remove_drop(s3, bucket: str, key: str, etag: str) -> None:
         s3.delete_object(Bucket=bucket, Key=key)
 
 
+def last_modified(s3, bucket: str, key: str):
+    """When the object was written (a datetime), or None if it is gone."""
+    try:
+        return s3.head_object(Bucket=bucket, Key=key)["LastModified"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] in _GONE:
+            return None
+        raise
+
+
 def put_report(s3, bucket: str, key: str, fileobj) -> None:
     s3.upload_fileobj(fileobj, bucket, key)
 
@@ -69,3 +79,32 @@ def delete_objects(s3, bucket: str, keys: list[str]) -> None:
         chunk = keys[start:start + 1000]
         if chunk:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
+
+
+# ------------------------------------------------------------------ export packages (the exports bucket)
+
+EXPORT_LINK_MAX_SECONDS = 15 * 60
+
+
+def export_key(request_id: str) -> str:
+    return f"exports/{request_id}.zip"
+
+
+def put_export(s3, bucket: str, key: str, fileobj) -> None:
+    """Streams the package up (multipart past 8 MB), encrypted under the tenant key by the bucket's SSE-KMS."""
+    s3.upload_fileobj(fileobj, bucket, key, ExtraArgs={"ContentType": "application/zip",
+                                                       "ServerSideEncryption": "aws:kms"})
+
+
+def export_link(s3, bucket: str, key: str, filename: str, seconds: int = EXPORT_LINK_MAX_SECONDS) -> str:
+    """A presigned GET of the package; it stops working after `seconds` (at most 15 minutes)."""
+    if not 0 < seconds <= EXPORT_LINK_MAX_SECONDS:
+        raise ValueError("an export link lives at most 15 minutes")
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response["Error"]["Code"] in _GONE:
+            raise NotFound("the export package is gone (expired after the retention period, or erased)") from error
+        raise
+    return s3.generate_presigned_url("get_object", ExpiresIn=seconds, Params={
+        "Bucket": bucket, "Key": key, "ResponseContentDisposition": f'attachment; filename="{filename}"'})

@@ -14,9 +14,11 @@ Nothing here is plaintext personal data: profile IDs are random, records appear 
     profiles.stored()                                  # -> {profile id: StoredProfile(digest, kid, previous_ids)}
     profiles.write(sealed, replaced)                   # [SealedProfile]: keys, profiles, then the replaced keys
     profiles.delete(gone)                              # {profile id: StoredProfile}: keys, then profiles
+    profiles.erase(ids); profiles.existing_keys(sks); profiles.delete_keys(sks)   # erasure: every key, then items
     profiles.get(profile_id)                           # -> SealedDocument | None
     docs, after = profiles.page(limit, after)          # after: a profile ID (what paging cursors carry)
     profiles.members(); profiles.move_members(changed, removed); profiles.profile_ids_of(members)
+    profiles.profiles_of(members)                      # -> {(source, token): profile id} (consistent reads)
     profiles.replace_suggestions(pairs); items, after = profiles.page_suggestions(limit, after)
 """
 from __future__ import annotations
@@ -117,6 +119,26 @@ class ProfileRepository:
         batch_write(self._ddb, self._tables.keys, [], [key_key(self.address(p), s.kid) for p, s in gone.items()])
         batch_write(self._ddb, self._tables.profiles, [], [key(self._profiles_pk, f"P#{p}") for p in gone])
 
+    def erase(self, profile_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Deletes profiles outright, every wrapped key each ever had first (erasure: a profile that held the person
+        goes at once, whoever else it held; the next run writes the others' profile again). -> profile ID -> the
+        key sort keys deleted, so a later check can see they stay gone."""
+        profile_ids = list(profile_ids)
+        deleted = {pid: [k["sk"]["S"] for k in query_prefix(self._ddb, self._tables.keys, self._profiles_pk,
+                                                            f"P#{pid}#K#", projection="sk")] for pid in profile_ids}
+        self.delete_keys([sk for sks in deleted.values() for sk in sks])
+        batch_write(self._ddb, self._tables.profiles, [], [key(self._profiles_pk, f"P#{p}") for p in profile_ids])
+        return deleted
+
+    def existing_keys(self, key_sks: Iterable[str]) -> list[str]:
+        """Which of these profile key items are still stored."""
+        return sorted(i["sk"]["S"] for i in batch_get(self._ddb, self._tables.keys,
+                                                      [key(self._profiles_pk, sk) for sk in key_sks],
+                                                      projection="sk"))
+
+    def delete_keys(self, key_sks: Iterable[str]) -> None:
+        batch_write(self._ddb, self._tables.keys, [], [key(self._profiles_pk, sk) for sk in key_sks])
+
     def get(self, profile_id: str) -> SealedDocument | None:
         found = get_with_key(self._ddb, self._tables.profiles, self._tables.keys, self._profiles_pk,
                              f"P#{profile_id}")
@@ -152,6 +174,16 @@ class ProfileRepository:
         batch_write(self._ddb, self._tables.profiles,
                     [{**self._member_key(m), "profile_id": {"S": pid}} for m, pid in changed.items()],
                     [self._member_key(m) for m in removed])
+
+    def profiles_of(self, members: Iterable[Member]) -> dict[Member, str]:
+        """(source, record token) -> profile id, for those of the given records that are in a profile."""
+        found = batch_get(self._ddb, self._tables.profiles, [self._member_key(m) for m in members],
+                          projection="sk, profile_id")
+        out = {}
+        for item in found:
+            _, source, token = item["sk"]["S"].split("#", 2)
+            out[(source, token)] = item["profile_id"]["S"]
+        return out
 
     def profile_ids_of(self, members: Iterable[Member]) -> list[str]:
         """The profiles the given records are in, sorted (records in none are left out)."""

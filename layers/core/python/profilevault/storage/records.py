@@ -24,6 +24,7 @@ record item's own `index_refs` say which values it holds now (see `find`).
     records.stamps("crm")                                    # -> [(token, the later of ingested_at, kept_at)]
     kept = records.keep("crm", tokens, now)                  # kept_at of those that exist -> how many
     deleted = records.delete("crm", tokens)                  # records, every key they had, their index entries
+    records.shred("crm", tokens); records.remaining_keys(...)  # erasure: key items a racing writer left
     members = records.find(IndexRef("email", digest))        # -> [(source, token)], with read repair
 
 Every write and delete names the records it touched in the change journal (`storage.changes`) afterwards.
@@ -200,6 +201,19 @@ class RecordRepository:
             self.journal.add(source, chunk)
             deleted += len(stored)
         return deleted
+
+    def remaining_keys(self, source: str, tokens: Iterable[str]) -> list[Item]:
+        """Keys (pk, sk) of every wrapped key item still stored for these records, whatever sealing wrote it."""
+        pk = self._pk(source)
+        return [key(k["pk"]["S"], k["sk"]["S"]) for t in tokens
+                for k in query_prefix(self._ddb, self._tables.keys, pk, f"{_REC}{t}#K#", projection="pk, sk")]
+
+    def shred(self, source: str, tokens: Iterable[str]) -> int:
+        """Deletes every wrapped key item left for these records (crypto-shredding: a copy of a record item that
+        survives anywhere is unreadable without it). -> the number deleted."""
+        keys = self.remaining_keys(source, tokens)
+        batch_write(self._ddb, self._tables.keys, [], keys)
+        return len(keys)
 
     # ------------------------------------------------------------------ reads
 

@@ -50,9 +50,10 @@ class StateRepository:
     def address(self) -> Address:
         return Address(STATE, self._pk, _SK)
 
-    def load(self) -> SealedDocument | None:
+    def load(self, even_dirty: bool = False) -> SealedDocument | None:
+        """The saved state; None when there is none or (unless `even_dirty`) a run stopped before saving it."""
         found = get_with_key(self._ddb, self._tables.control, self._tables.keys, self._pk, _SK)
-        if found is None or "dirty" in found[0]:
+        if found is None or ("dirty" in found[0] and not even_dirty):
             return None
         pointer, wrapped = found
         payload = objects.get_blob(self._s3, self._bucket, pointer["object"]["S"])
