@@ -42,7 +42,9 @@ def stack(template_deployment, monkeypatch, request) -> Stack:
     monkeypatch.setenv("MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR", "false")
     # Keep the session's deployment (a mock started elsewhere may still reset it) and boto3's default session, whose
     # loader has already parsed the service models every new handler's clients need.
-    mock = mock_aws(config={"core": {**default_user_config["core"], "reset_boto3_session": False}})
+    # Step Functions executes the state machines for real (statemachines/*.asl.json), their tasks in-process.
+    mock = mock_aws(config={"core": {**default_user_config["core"], "reset_boto3_session": False},
+                            "stepfunctions": {"execute_state_machine": True}})
     mock.start(reset=False)
     try:
         deployed = template_deployment.fresh()
