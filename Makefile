@@ -74,7 +74,9 @@ $(BUILD)/built.stamp: $(BUILD)/inputs.sha256 $(BUILD)/pins.sha256 $(SAM_STAMP) t
 	echo "$(PYTHON313)" > $(BUILD)/python313
 	touch $@
 
-test: lint build
+# The two venvs, the linters and the builds mostly wait on PyPI and the disk: they run two at a time, then the tests.
+test:
+	$(MAKE) --no-print-directory --jobs=2 --output-sync=target lint build
 	$(VENV)/bin/pytest
 
 bench: $(STAMP)
