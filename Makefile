@@ -30,8 +30,11 @@ $(SAM_STAMP): requirements-sam.txt constraints-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet -c constraints-sam.txt -r requirements-sam.txt
 	touch $(SAM_STAMP)
 
+# `make run API_PORT=18080 AWS_PORT=14566` asks for those ports (an error if taken); without them the defaults
+# (8080, 4566) are used, or free ports when those are taken (the banner says which). RUN_ARGS=--no-demo etc.
 run: $(STAMP)
-	$(VENV)/bin/profilevault local up
+	$(VENV)/bin/profilevault local up $(if $(API_PORT),--api-port $(API_PORT)) \
+		$(if $(AWS_PORT),--aws-port $(AWS_PORT)) $(RUN_ARGS)
 
 lint: $(STAMP) $(SAM_STAMP)
 	$(VENV)/bin/ruff check .

@@ -41,11 +41,10 @@ def handle_message(record: SQSRecord) -> None:
     for s3_record in notification.get("Records", []):
         landing = LandingObject.from_s3_record(s3_record)
         ingest_once(landing_object=asdict(landing))
-        metrics.add_metric(name="FilesIngested", unit="Count", value=1)
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event, context) -> PartialItemFailureResponse:
     idempotency.register_lambda_context(context)

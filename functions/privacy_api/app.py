@@ -10,11 +10,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field
 
-from profilevault import refresh
+from profilevault import observability, refresh
 from profilevault.api import problems
 from profilevault.api.access import ADMINS, EVERYONE, KEY_READERS, RULE_READERS, Role, require, role_from_claims
 from profilevault.domain.sources import SourceSpec
-from profilevault.errors import InvalidInput, ProfileVaultError
+from profilevault.errors import InvalidInput, KeyUnavailable, ProfileVaultError
 from profilevault.ingestion import catalog
 from profilevault.observability import logger, metrics, tracer
 from profilevault.profiles import rulesets, runs, views
@@ -197,6 +197,8 @@ def explain_profile(profile_id: str) -> dict:
 @app.exception_handler(ProfileVaultError)
 def domain_error(error: ProfileVaultError) -> Response:
     logger.info("request refused", extra={"status": error.status, "problem": error.type})
+    if isinstance(error, KeyUnavailable):
+        observability.key_unavailable("api")
     return problems.from_error(error)
 
 
@@ -211,8 +213,10 @@ def no_route(_error) -> Response:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event, context):
-    # Checked before routing: request validation would otherwise parse a non-JSON body as a form and echo it.
-    return problems.refuse_non_json_body(event) or app.resolve(event, context)
+    # Checked before routing: request validation would otherwise parse a non-JSON body as a form and echo it, and
+    # parse a deeply nested one until the interpreter's recursion limit (a 500).
+    return (problems.refuse_non_json_body(event) or problems.refuse_deeply_nested_body(event)
+            or app.resolve(event, context))

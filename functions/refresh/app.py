@@ -4,7 +4,8 @@ import json
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from profilevault import refresh
+from profilevault import observability, refresh
+from profilevault.errors import KeyUnavailable
 from profilevault.observability import logger, metrics, tracer
 from profilevault.profiles import runs
 from profilevault.wiring import build_deps
@@ -21,8 +22,11 @@ def run_job(record: SQSRecord) -> None:
     try:
         dispatch(job)
     except Exception as error:
+        if isinstance(error, KeyUnavailable):
+            observability.key_unavailable("job")
         if int(record.attributes.approximate_receive_count) >= MAX_RECEIVES:
             runs.mark_run_failed(deps, job["run_id"], f"{type(error).__name__} after {MAX_RECEIVES} tries")
+            observability.job_failed(job["type"])
         raise
 
 
@@ -38,7 +42,7 @@ def dispatch(job: dict) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event, context):
     if event.get("source") == "aws.events":  # the schedule: through the jobs queue, like every other run

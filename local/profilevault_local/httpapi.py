@@ -219,7 +219,7 @@ class HttpApiAdapter:
         started = time.monotonic()
         parts = urlsplit(target)
         raw_path, raw_query = parts.path, parts.query
-        local = self._local_route(method, raw_path)
+        local = self._local_route(method, raw_path, headers)
         if local is not None:
             return local
         found = match_route(self.compiled, method, raw_path)
@@ -248,7 +248,8 @@ class HttpApiAdapter:
         log.info("%s -> %d (%d ms)", route.route_key, response[0], (time.monotonic() - started) * 1000)
         return response
 
-    def _local_route(self, method: str, path: str) -> tuple[int, list[tuple[str, str]], bytes] | None:
+    def _local_route(self, method: str, path: str,
+                     headers: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]], bytes] | None:
         json_type = [("content-type", "application/json")]
         if method == "GET" and path == "/.well-known/jwks.json":
             return 200, json_type, json.dumps(self.key_set).encode()
@@ -258,12 +259,26 @@ class HttpApiAdapter:
             return 200, json_type, json.dumps(doc).encode()
         m = re.match(r"^/_local/schedules/([A-Za-z0-9]+)$", path)
         if m and method == "POST" and self.fire_schedule is not None:
+            refused = self._refuse_unless_admin(headers)
+            if refused:
+                return refused
             try:
                 fired = self.fire_schedule(m.group(1))
             except KeyError:
                 return _NOT_FOUND
             return 200, json_type, json.dumps({"rule": m.group(1), "result": fired}, default=str).encode()
         return None
+
+    def _refuse_unless_admin(self, headers: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        """Firing a schedule runs a refresh, which deletes records: an admin's job, as POST /v1/refreshes is."""
+        for authorizer in self.authorizers.values():
+            header = next((v for k, v in headers if k.lower() == _identity_header(authorizer)), None)
+            claims = verify_bearer(header, authorizer, self.key_set)
+            if claims is not None:
+                if claims.get("pv_role") == "admin":
+                    return None
+                return 403, [_JSON], b'{"message":"Forbidden: firing a schedule needs an admin token"}'
+        return _UNAUTHORIZED
 
 
 def _identity_header(authorizer: JwtAuthorizer | None) -> str:

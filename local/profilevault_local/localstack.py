@@ -16,13 +16,15 @@ from profilevault_local.demo import load_demo
 from profilevault_local.httpapi import HttpApiAdapter
 from profilevault_local.kms_state import enforce_kms_key_state
 from profilevault_local.stack import DeployedStack, deploy
-from profilevault_local.tokens import LocalIssuer, mint_role_tokens, new_issuer
+from profilevault_local.tokens import TOKEN_TTL_SECONDS, LocalIssuer, mint_role_tokens, new_issuer
 
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_FILE = Path(".profilevault/local.json")
 DEFAULT_REGION = "eu-central-1"
+DEFAULT_API_PORT = 8080
+DEFAULT_AWS_PORT = 4566
 
 
 class PortBusy(RuntimeError):
@@ -37,24 +39,61 @@ def ensure_port_free(host: str, port: int, option: str) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            raise PortBusy(f"port {host}:{port} is busy ({exc.strerror}); pick another with {option} N") from exc
+            make_variable = "API_PORT" if option == "--api-port" else "AWS_PORT"
+            raise PortBusy(f"port {host}:{port} is busy ({exc.strerror}); pick another with {option} N "
+                           f"(make run {make_variable}=N), or leave the option out to get a free port") from exc
+
+
+def choose_port(host: str, requested: int | None, default: int, option: str,
+                avoid: tuple[int, ...] = ()) -> tuple[int, str | None]:
+    """A port asked for is that port or an error (scripts rely on it); without one, the default, or any free port
+    (not one in `avoid`) when the default is taken. Returns the port and, when it is not the default, a note
+    saying why."""
+    if requested is not None:
+        ensure_port_free(host, requested, option)
+        return requested, None
+    try:
+        ensure_port_free(host, default, option)
+        return default, None
+    except PortBusy:
+        port = default
+        while port == default or port in avoid:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind((host, 0))
+                port = sock.getsockname()[1]
+        return port, f"port {default} was busy, so {port} is used instead ({option} N picks one)"
 
 
 def write_state_file(path: Path, state: dict) -> None:
-    """Atomically, so a reader polling for the file never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomically, so a reader polling for the file never sees half of it; readable by this user only (it holds
+    admin tokens). A directory it creates is this user's only too; an existing one is left as it is."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, indent=2))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode applies only to a new file
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(state, indent=2))
     os.replace(tmp, path)
+
+
+def read_state_file(path: Path) -> dict:
+    """What a running `profilevault local up` wrote (FileNotFoundError when none is running there)."""
+    return json.loads(Path(path).read_text())
 
 
 class LocalStack:
     """Steps 1-8 of `profilevault local up` on the given ports; a context manager (stop() cleans up)."""
 
-    def __init__(self, *, api_port: int = 8080, aws_port: int = 4566, state_file: str | Path = DEFAULT_STATE_FILE,
+    def __init__(self, *, api_port: int | None = None, aws_port: int | None = None,
+                 state_file: str | Path = DEFAULT_STATE_FILE,
                  demo: bool = True, region: str = DEFAULT_REGION, template_path: str | Path | None = None,
                  demo_dir: str | Path | None = None, host: str = "127.0.0.1", demo_timeout: float = 60):
-        self.api_port, self.aws_port, self.host, self.region = api_port, aws_port, host, region
+        # None: the default port, or a free one when the default is taken (see choose_port).
+        self.requested_api_port, self.requested_aws_port = api_port, aws_port
+        self.api_port, self.aws_port = api_port or DEFAULT_API_PORT, aws_port or DEFAULT_AWS_PORT
+        self.host, self.region = host, region
+        self.port_notes: list[str] = []
+        self.demo_loaded = False
         self.state_file = Path(state_file)
         self.demo = demo
         self.demo_timeout = demo_timeout
@@ -89,16 +128,20 @@ class LocalStack:
 
     def start(self) -> dict:
         started = time.monotonic()
-        ensure_port_free(self.host, self.api_port, "--api-port")
-        ensure_port_free(self.host, self.aws_port, "--aws-port")
+        self.api_port, api_note = choose_port(self.host, self.requested_api_port, DEFAULT_API_PORT, "--api-port")
+        self.aws_port, aws_note = choose_port(self.host, self.requested_aws_port, DEFAULT_AWS_PORT, "--aws-port",
+                                              avoid=(self.api_port,))
+        self.port_notes = [f"{what}: {note}" for what, note in (("HTTP API", api_note), ("AWS endpoint", aws_note))
+                           if note]
+        for note in self.port_notes:
+            log.warning("%s", note)
         try:
             self._start_aws()
             issuer_url = f"{self.api_url}/"
             self.stack = deploy(self.template_path, self.region, parameters={"JwtIssuer": issuer_url})
             self._start_functions()
             self._start_http_api(issuer_url)
-            if self.demo:
-                self._load_demo()
+            self.demo_loaded = self.demo and self._load_demo()
             self.state = self._state()
             write_state_file(self.state_file, self.state)
         except BaseException:
@@ -133,6 +176,12 @@ class LocalStack:
             os.environ.clear()
             os.environ.update(self._saved_env)
             self._saved_env = None
+
+    def refresh_tokens(self) -> None:
+        """Tokens live TOKEN_TTL_SECONDS: the state file gets fresh ones well before they expire, so
+        `profilevault local token` always prints one that works."""
+        self.state["tokens"] = mint_role_tokens(self.issuer, os.environ.get("PV_TENANT_ID", "default"))
+        write_state_file(self.state_file, self.state)
 
     def fire_schedule(self, logical_id: str) -> Any:
         """Run a schedule's function now (POST /_local/schedules/<RuleLogicalId>)."""
@@ -199,14 +248,15 @@ class LocalStack:
         self._adapter.serve(self.host, self.api_port)
         log.info("HTTP API serving %d route(s) at %s", len(stack.http_routes), self.api_url)
 
-    def _load_demo(self) -> None:
+    def _load_demo(self) -> bool:
         if not (self.demo_dir / "sources").is_dir():
             log.warning("no demo data in %s", self.demo_dir)
-            return
+            return False
         tokens = mint_role_tokens(self.issuer, os.environ.get("PV_TENANT_ID", "default"))
         load_demo(self.demo_dir, api_url=self.api_url, admin_token=tokens["admin"],
                   s3=boto3.client("s3", region_name=self.region),
                   landing_bucket=self.stack.physical_ids["LandingBucket"], timeout_seconds=self.demo_timeout)
+        return True
 
     def _state(self) -> dict:
         stack = self.stack
@@ -227,6 +277,9 @@ class LocalStack:
             "audience": self.issuer.audience,
             "jwks_url": f"{self.api_url}/.well-known/jwks.json",
             "tokens": mint_role_tokens(self.issuer, os.environ.get("PV_TENANT_ID", "default")),
+            "token_ttl_seconds": TOKEN_TTL_SECONDS,
+            "demo_loaded": self.demo_loaded,
+            "port_notes": self.port_notes,
             "pid": os.getpid(),
         }
 

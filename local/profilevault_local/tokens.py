@@ -9,7 +9,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 ROLES = ("admin", "privacy_officer", "analyst", "auditor")
-TOKEN_TTL_SECONDS = 30 * 24 * 3600
+# A working day: long enough for a shell session, short enough that a copied token soon stops working. The running
+# stack writes fresh ones into its state file every TOKEN_REFRESH_SECONDS (`profilevault local token` reads them).
+TOKEN_TTL_SECONDS = 8 * 3600
+TOKEN_REFRESH_SECONDS = 3600
 
 
 @dataclass(frozen=True)

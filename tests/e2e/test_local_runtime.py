@@ -112,6 +112,46 @@ def test_route_without_authorizer_needs_no_token(api):
     assert "authorizer" not in seen[0]["requestContext"]
 
 
+@pytest.fixture
+def schedules():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    issuer = new_issuer(f"http://127.0.0.1:{port}/", "profilevault")
+    fired = []
+    authorizers = {"Bearer": JwtAuthorizer("Bearer", issuer.url, ("profilevault",), "$request.header.Authorization")}
+    adapter = HttpApiAdapter(routes=[], functions={}, authorizers=authorizers, issuer=issuer,
+                             account_id="123456789012", fire_schedule=fired.append)
+    adapter.serve("127.0.0.1", port)
+    yield f"http://127.0.0.1:{port}/_local/schedules/RefreshSchedule", issuer, fired
+    adapter.close()
+
+
+def post(url: str, token: str | None = None) -> int:
+    request = urllib.request.Request(url, method="POST", headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+@pytest.mark.parametrize(("role", "status"), [(None, 401), ("analyst", 403), ("privacy_officer", 403)])
+def test_firing_a_schedule_needs_an_admin_token(schedules, role, status):
+    # Given the local schedule endpoint (a refresh deletes records, like POST /v1/refreshes)
+    url, issuer, fired = schedules
+    # When it is called without a token or with another role's
+    token = mint_token(issuer, role, tenant="default") if role else None
+    # Then it is refused and nothing fires
+    assert (post(url, token), fired) == (status, [])
+
+
+def test_an_admin_fires_a_schedule(schedules):
+    # Given the local schedule endpoint; When an admin calls it; Then the schedule fires
+    url, issuer, fired = schedules
+    assert (post(url, mint_token(issuer, "admin", tenant="default")), fired) == (200, ["RefreshSchedule"])
+
+
 # ------------------------------------------------------------------ SQS poller semantics
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -46,7 +47,8 @@ def http(method: str, url: str, token: str | None = None, body: dict | None = No
 class RunningStack:
     def __init__(self, tmp: Path, *extra: str):
         self.state_file = tmp / "local.json"
-        self.log = open(tmp / "stack.log", "w")  # closed in stop()
+        self.log_path = tmp / "stack.log"
+        self.log = open(self.log_path, "w")  # closed in stop()
         args = [str(CLI), "local", "up", "--api-port", str(free_port()), "--aws-port", str(free_port()),
                 "--state-file", str(self.state_file), *extra]
         started = time.monotonic()
@@ -150,6 +152,31 @@ def test_jwks_is_served_at_the_issuer(local):
     assert status == 200 and [k["kid"] for k in body["keys"]] == [kid]
 
 
+def test_state_file_is_readable_by_its_owner_only(local):
+    # Given the running stack; When its state file's permissions are read; Then only its owner may read the tokens
+    assert stat.S_IMODE(local.state_file.stat().st_mode) == 0o600
+
+
+def test_token_command_prints_a_token_of_the_running_stack(local):
+    # Given the running stack; When the CLI is asked for the admin token
+    result = subprocess.run([str(CLI), "local", "token", "admin", "--state-file", str(local.state_file)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    # Then it prints one the API accepts
+    assert result.returncode == 0, result.stderr
+    assert http("GET", f"{local.api}/v1/sources", result.stdout.strip())[0] == 200
+
+
+def test_banner_without_demo_suggests_only_what_works_without_it(local):
+    # Given the stack started with --no-demo; When its banner has been printed
+    deadline, text = time.monotonic() + 30, ""
+    while "Ctrl-C stops it." not in text and time.monotonic() < deadline:
+        text = local.log_path.read_text()
+        time.sleep(0.2)
+    # Then it gets the token through the CLI and suggests registering a source, not the demo's queries
+    assert f"local token admin --state-file {local.state_file}" in text
+    assert "no demo data loaded" in text and "anna.schmidt" not in text
+
+
 def test_template_resources_exist_in_moto(local):
     # Given the template's tables, buckets and queues
     template = yaml_parse((ROOT / "template.yaml").read_text())
@@ -209,7 +236,7 @@ def test_schedule_can_be_fired_on_demand(local):
     # Given the template's hourly refresh schedule
     rule = local.state["schedules"][0]
     # When it is fired through the local endpoint
-    status, body = http("POST", f"{local.api}/_local/schedules/{rule}")
+    status, body = http("POST", f"{local.api}/_local/schedules/{rule}", local.state["tokens"]["admin"])
     # Then the refresh function ran with a scheduled event
     assert status == 200 and body["rule"] == rule
 

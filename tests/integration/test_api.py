@@ -38,6 +38,11 @@ def test_registering_a_source_creates_then_updates_it(stack):
     ("crm", {**CRM, "unexpected": 1}, "unexpected"),
     ("Bad Name!", CRM, "invalid source name"),
     ("crm", {**CRM, "csv": {"delimiter": ";;"}}, "delimiter"),
+    ("crm", {**CRM, "csv": {"delimiter": "\n"}}, "delimiter"),
+    ("crm", {**CRM, "csv": {"delimiter": "\r"}}, "delimiter"),
+    ("crm", {**CRM, "csv": {"delimiter": '"'}}, "delimiter"),
+    ("crm", {**CRM, "csv": {"delimiter": "\x00"}}, "delimiter"),
+    ("crm", {**CRM, "csv": {"encoding": "klingon"}}, "encoding"),
 ])
 def test_an_invalid_source_is_refused_with_a_problem(stack, name, body, needle):
     status, problem, headers = stack.api("PUT", f"/v1/sources/{name}", body=body)
@@ -47,11 +52,38 @@ def test_an_invalid_source_is_refused_with_a_problem(stack, name, body, needle):
     assert stack.api("GET", "/v1/sources")[1]["items"] == []
 
 
+@pytest.mark.parametrize("delimiter", [";", "\t", "|", " "])
+def test_a_source_accepts_printable_and_tab_delimiters(stack, delimiter):
+    # Given a delimiter that can split fields; When a source is registered with it; Then it is stored as given
+    status, source, _ = stack.api("PUT", "/v1/sources/crm", body={**CRM, "csv": {"delimiter": delimiter}})
+    assert (status, source["csv"]["delimiter"]) == (201, delimiter)
+
+
 @pytest.mark.parametrize("raw", ["{not json", "[]", "null", '"text"', "{" * 5000])
 def test_a_hostile_body_gets_a_4xx_problem(stack, raw):
     status, problem, _ = stack.api("PUT", "/v1/sources/crm", raw_body=raw)
     assert 400 <= status < 500, problem
     assert problem["status"] == status
+
+
+@pytest.mark.parametrize("raw", ["[" * 100_000 + "]" * 100_000, '{"fields": ' * 100_000 + "1" + "}" * 100_000,
+                                 "[" * 100_000], ids=["arrays", "objects", "unclosed"])
+def test_a_body_nested_100000_levels_deep_gets_a_400_problem(stack, raw):
+    # Given a JSON body nested 100,000 levels deep (Python's parser would recurse until it fails)
+    # When it is sent; Then it is refused as a 400 problem before anything parses it
+    status, problem, headers = stack.api("PUT", "/v1/sources/crm", raw_body=raw)
+    assert (status, problem["title"]) == (400, "Body nested too deeply")
+    assert headers["Content-Type"] == "application/problem+json"
+
+
+def test_a_body_nested_32_levels_deep_reaches_validation(stack):
+    # Given a source whose `fields` value nests 30 arrays deep (32 levels in all); When it is sent
+    nested: list = []
+    for _ in range(29):
+        nested = [nested]
+    status, problem, _ = stack.api("PUT", "/v1/sources/crm", body={**CRM, "fields": {"mail": nested}})
+    # Then the depth is allowed and the model's validation answers
+    assert (status, problem["title"]) == (422, "Invalid request")
 
 
 @pytest.mark.parametrize(("role", "method", "path", "body"), [

@@ -163,6 +163,23 @@ def test_a_file_that_cannot_be_ingested_fails_with_a_reason_and_writes_nothing(c
     assert crm.dynamodb.scan(TableName=crm.deployed.tables["RecordsTable"])["Count"] == 0
 
 
+def test_a_source_registered_before_the_delimiter_check_fails_its_files_with_a_reason(crm):
+    # Given a source stored with a line break as its delimiter (accepted before registration checked it)
+    table = crm.deployed.tables["ControlTable"]
+    [item] = [i for i in crm.dynamodb.scan(TableName=table)["Items"] if i["sk"]["S"] == "SOURCE#crm"]
+    spec = json.loads(item["spec"]["S"])
+    spec["csv"]["delimiter"] = "\n"
+    crm.dynamodb.put_item(TableName=table, Item={**item, "spec": {"S": json.dumps(spec)}})
+    # When a file arrives for it
+    crm.drop("crm", "customers.csv", crm_csv(3, bad_rows=False))
+    result = crm.deliver()
+    # Then the file fails at once, saying what to fix, instead of being retried
+    assert result["batchItemFailures"] == []
+    [ingestion] = ingestions(crm, "crm")
+    assert ingestion["status"] == "failed"
+    assert "csv.delimiter" in ingestion["reason"] and "PUT /v1/sources/crm again" in ingestion["reason"]
+
+
 def test_rows_whose_columns_the_source_does_not_map_are_stored_with_a_warning(crm):
     crm.drop("crm", "other.csv", b"id,e_mail,vorname\nZ1,z@example.org,Zoe\n")
     crm.deliver()

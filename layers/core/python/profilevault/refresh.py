@@ -3,7 +3,7 @@ change ends in a unification run over what is left."""
 from profilevault import jobs
 from profilevault.domain.sources import check_source_name
 from profilevault.errors import NotFound
-from profilevault.observability import logger
+from profilevault.observability import capture_method, logger
 from profilevault.profiles import runs
 from profilevault.storage import objects, profile_store, store
 from profilevault.wiring import Deps, profile_tables
@@ -31,6 +31,7 @@ def apply_snapshots(deps: Deps) -> int:
     return deleted
 
 
+@capture_method
 def run_refresh(deps: Deps, run_id: str) -> dict:
     """Applies the snapshots, then a full unification run: the hourly reconciliation of whatever incremental runs
     may have missed."""
@@ -50,6 +51,7 @@ def remove_source(deps: Deps, name: str) -> dict:
     return jobs.queue_job(deps, "purge_source", "source removed", source=name)
 
 
+@capture_method
 def purge_source(deps: Deps, name: str, run_id: str) -> dict:
     if store.get_source(deps.dynamodb, deps.tables, deps.tenant, name) is not None:
         logger.info("source registered again before its purge ran; records kept", extra={"run_id": run_id})

@@ -16,6 +16,7 @@ INDEXED_ATTRIBUTES = ("email", "phone", "national_id", "customer_id")
 
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _CUSTOM = re.compile(r"^custom\.[a-z][a-z0-9_]{0,62}$")
+CSV_QUOTE = '"'  # the CSV readers' quote character (not configurable)
 
 
 def repeated(values: list[str]) -> list[str]:
@@ -32,6 +33,16 @@ class CsvOptions(BaseModel):
 
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: Literal["utf-8", "utf-8-sig", "latin-1", "cp1252", "utf-16"] = "utf-8"
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter_splits_fields(cls, delimiter: str) -> str:
+        """A quote or a line break as delimiter is accepted by the csv module but makes every file fail: refused here,
+        where the admin sees why, instead of on every drop."""
+        if delimiter == CSV_QUOTE or delimiter in "\r\n" or not (delimiter.isprintable() or delimiter == "\t"):
+            raise ValueError(f"must be one printable character (or a tab) other than the quote character "
+                             f"{CSV_QUOTE} and line breaks")
+        return delimiter
 
 
 class SourceSpec(BaseModel):

@@ -6,6 +6,7 @@ from profilevault.domain.sources import SourceSpec, check_source_name
 from profilevault.errors import NotFound
 from profilevault.ingestion import flow as ingestion_logic
 from profilevault.keys import vault
+from profilevault.observability import capture_method
 from profilevault.storage import store
 from profilevault.wiring import Deps
 
@@ -33,6 +34,7 @@ def list_sources(deps: Deps) -> list[dict]:
     return store.list_sources(deps.dynamodb, deps.tables, deps.tenant)
 
 
+@capture_method
 def read_record(deps: Deps, source: str, record_id: str) -> dict:
     check_source_name(source)
     if store.get_source(deps.dynamodb, deps.tables, deps.tenant, source) is None:
@@ -62,6 +64,7 @@ def get_ingestion(deps: Deps, ingestion_id: str) -> dict:
     return show_ingestion(store.get_ingestion(deps.dynamodb, deps.tables, deps.tenant, ingestion_id))
 
 
+@capture_method
 def ingestion_rejections(deps: Deps, ingestion_id: str) -> list[dict]:
     ingestion = store.get_ingestion(deps.dynamodb, deps.tables, deps.tenant, ingestion_id)
     return ingestion_logic.read_rejection_report(deps.s3, deps.keyring, deps.vault_bucket, ingestion)

@@ -10,13 +10,16 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from pydantic import ValidationError
+
+from profilevault import observability
 from profilevault.domain.sources import SourceSpec
 from profilevault.errors import Conflict, IngestionRejected, KeyUnavailable
 from profilevault.ingestion.mapping import MappedRecord, map_row
 from profilevault.ingestion.readers import RowRejection, check_encoding, encoding_for, iter_rows
 from profilevault.keys import crypto, vault
 from profilevault.keys.keyring import TenantKeyring
-from profilevault.observability import logger
+from profilevault.observability import capture_method, logger
 from profilevault.profiles import runs
 from profilevault.storage import objects, store
 from profilevault.wiring import Deps
@@ -70,6 +73,7 @@ def parse_drop_key(key: str) -> Drop:
     return Drop(match["source"], "incremental", match["operation"], match["inc_file"])
 
 
+@capture_method
 def ingest_landing_object(deps: Deps, obj: LandingObject) -> dict:
     """Ingests one landing file; returns the ingestion as the API shows it.
     Raises KeyUnavailable (and other infrastructure errors) so the queue delivers the file again later."""
@@ -94,6 +98,7 @@ def ingest_landing_object(deps: Deps, obj: LandingObject) -> dict:
     except KeyUnavailable as unavailable:
         logger.error("tenant key unavailable; the file stays for a retry",
                      extra={"ingestion_id": obj.ingestion_id})
+        observability.key_unavailable("ingestion")
         store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id,
                                {"last_error": unavailable.detail})
         raise
@@ -115,6 +120,8 @@ def _finish(deps: Deps, obj: LandingObject, changes: dict) -> dict:
                                expect_status="processing")
     except Conflict:
         logger.info("ingestion was finished by another delivery", extra={"ingestion_id": obj.ingestion_id})
+    else:
+        observability.ingestion_finished(changes["status"], changes)
     return store.get_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id)
 
 
@@ -123,7 +130,12 @@ def _ingest(deps: Deps, obj: LandingObject) -> dict:
     source = store.get_source(deps.dynamodb, deps.tables, deps.tenant, drop.source)
     if source is None:
         raise IngestionRejected(f"source {drop.source!r} is not registered: PUT /v1/sources/{drop.source} first")
-    spec = SourceSpec.model_validate({k: source[k] for k in SourceSpec.model_fields if k in source})
+    try:
+        spec = SourceSpec.model_validate({k: source[k] for k in SourceSpec.model_fields if k in source})
+    except ValidationError as invalid:  # registered before a check that now refuses it (e.g. its CSV delimiter)
+        fields = sorted({".".join(str(p) for p in e["loc"]) for e in invalid.errors()})
+        raise IngestionRejected(f"source {drop.source!r} is registered with settings that are no longer accepted "
+                                f"({', '.join(fields)}): PUT /v1/sources/{drop.source} again") from None
     check_encoding(_open(deps, obj), encoding_for(spec))
     report = RejectionReport(deps, obj.ingestion_id)
     counts: Counter = Counter()

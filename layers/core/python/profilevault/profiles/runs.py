@@ -10,10 +10,10 @@ import json
 import time
 from collections import defaultdict
 
-from profilevault import jobs
+from profilevault import jobs, observability
 from profilevault.errors import NotFound
 from profilevault.keys import vault
-from profilevault.observability import logger
+from profilevault.observability import capture_method, logger
 from profilevault.profiles import rulesets
 from profilevault.profiles import state as unification_state
 from profilevault.storage import profile_store, store
@@ -62,6 +62,7 @@ def read_all(deps: Deps, ruleset: str, sources: list[dict]) -> unification_state
                                    profile_store.stored_profiles(deps.dynamodb, t, deps.tenant))
 
 
+@capture_method
 def run_unification(deps: Deps, run_id: str, full: bool = False) -> dict:
     """Incremental unless asked for a full run (or the saved state cannot be used): the journaled changes are
     applied to the state of the last run, the clusters recomputed in memory and only what changed written."""
@@ -107,6 +108,7 @@ def run_unification(deps: Deps, run_id: str, full: bool = False) -> dict:
                        "suggestions": len(possible)})
     profile_store.put_run(deps.dynamodb, t, deps.tenant, run)
     logger.info("unification run finished", extra={"run_id": run_id, "mode": mode, **run["counts"]})
+    observability.run_finished(mode, run["duration_ms"], run["counts"])
     return run
 
 

@@ -6,6 +6,7 @@ from profilevault.api.access import PROFILE_FULL_VIEW, PROFILE_MASKED_VIEW, Role
 from profilevault.domain.normalize import normalize_attributes
 from profilevault.errors import Forbidden, InvalidInput, NotFound
 from profilevault.keys import vault
+from profilevault.observability import capture_method
 from profilevault.storage import profile_store, store
 from profilevault.storage.profile_store import PROFILES
 from profilevault.wiring import Deps, profile_tables
@@ -50,6 +51,7 @@ def mask(attribute: str, value: str) -> str:
     return (value[:1] + "***") if value else value
 
 
+@capture_method
 def list_profiles(deps: Deps, role: Role, limit: int, cursor: str | None) -> dict:
     _view(role)
     pairs, next_cursor = profile_store.page_profile_items(deps.dynamodb, profile_tables(deps), deps.tenant, limit,
@@ -65,11 +67,13 @@ def _open_profile(deps: Deps, profile_id: str) -> dict:
     return vault.open_document(deps.keyring, PROFILES, *items)
 
 
+@capture_method
 def get_profile(deps: Deps, role: Role, profile_id: str) -> dict:
     _view(role)
     return shown(_open_profile(deps, profile_id), role)
 
 
+@capture_method
 def explain_profile(deps: Deps, role: Role, profile_id: str) -> dict:
     _view(role)
     profile = _open_profile(deps, profile_id)
@@ -81,6 +85,7 @@ def explain_profile(deps: Deps, role: Role, profile_id: str) -> dict:
     return {"profile_id": profile["id"], "members": shown(profile, role)["members"], "links": profile["links"]}
 
 
+@capture_method
 def search_profiles(deps: Deps, role: Role, query: dict[str, str]) -> dict:
     """Finds profiles by identifier through the blind indexes: no plaintext index exists to search."""
     _view(role)
