@@ -39,6 +39,7 @@ run: $(STAMP)
 lint: $(STAMP) $(SAM_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/mypy
 	$(SAM) validate --lint --template template.yaml --region eu-central-1
 
 # The deployed build (arm64, in .aws-sam/build where `sam deploy` looks) and its x86_64 twin, which the artifact
@@ -82,8 +83,11 @@ test:
 	$(MAKE) --no-print-directory --jobs=2 --output-sync=target lint build
 	$(VENV)/bin/pytest
 
+# The quick ones (a few minutes); see benchmarks/ and the README for the others (local stack, 100k, 1M rows).
 bench: $(STAMP)
-	$(VENV)/bin/python -m benchmarks.ingest_pipeline
+	$(VENV)/bin/python -m benchmarks.ingest cpu --rows 50000 --repeat 3
+	$(VENV)/bin/python -m benchmarks.ingest calls --rows 1000
+	$(VENV)/bin/python -m benchmarks.unification.run --records 10000
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(BUILD) .profilevault

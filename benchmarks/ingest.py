@@ -80,6 +80,8 @@ def cpu_pipeline(rows: int, repeat: int = 1) -> dict:
     from profilevault.ingestion.readers import RowRejection, iter_rows
     from profilevault.keys import vault
     from profilevault.keys.keyring import TenantKeyring
+    from profilevault.storage.keyring import KeyringRepository
+    from profilevault.storage.records import record_address
 
     _aws_env()
     with mock_aws():  # only to set the keyring up: its keys are then cached, and the loop makes no AWS call
@@ -89,7 +91,7 @@ def cpu_pipeline(rows: int, repeat: int = 1) -> dict:
                                                {"AttributeName": "sk", "AttributeType": "S"}],
                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                                     {"AttributeName": "sk", "KeyType": "RANGE"}])
-        keyring = TenantKeyring(tenant_id="bench", kms=kms, dynamodb=ddb, control_table="control",
+        keyring = TenantKeyring(tenant_id="bench", kms=kms, store=KeyringRepository(ddb, "control", "bench"),
                                 default_kms_key_arn=kms.create_key()["KeyMetadata"]["Arn"], cache_seconds=3600)
         keyring.index_key()
     spec = SourceSpec(format="csv", primary_key="id", fields=FIELDS)
@@ -102,7 +104,9 @@ def cpu_pipeline(rows: int, repeat: int = 1) -> dict:
             if isinstance(mapped, RowRejection):
                 rejected += 1
                 continue
-            vault.seal_record(keyring, "bench", "crm", mapped.record_id, mapped.attributes, [], "ing_bench", "now")
+            token = vault.record_token(keyring, "crm", mapped.record_id)
+            vault.seal_record(keyring, record_address("bench", "crm", token), token, mapped.record_id,
+                              mapped.attributes, [], "ing_bench", "now", mapped.row_number)
             stored += 1
         timings.append(time.process_time() - started)
     best, median = min(timings), statistics.median(timings)
@@ -138,9 +142,7 @@ def aws_calls(rows: int) -> dict:
         for client in (clients.s3, clients.dynamodb, clients.sqs, clients.kms):
             client.meta.events.register("before-call", lambda model, **_: calls.update(
                 [f"{model.service_model.service_name}:{model.name}"]))
-        from profilevault.storage import store
-        store.put_source(deps.dynamodb, deps.tables, deps.tenant, "crm",
-                         SourceSpec(format="csv", primary_key="id", fields=FIELDS).model_dump(), "now")
+        deps.sources.put("crm", SourceSpec(format="csv", primary_key="id", fields=FIELDS), "now")
         body = io.BufferedReader(GeneratedCsv(rows)).read()
         s3 = boto3.client("s3")
         etag = s3.put_object(Bucket=deployed.buckets["LandingBucket"], Key="sources/crm/full/bench.csv",
@@ -152,8 +154,8 @@ def aws_calls(rows: int) -> dict:
     by_service = Counter()
     for name, count in calls.items():
         by_service[name.split(":")[0]] += count
-    return {"benchmark": "ingest_aws_calls", "rows": rows, "status": result["status"],
-            "rows_stored": result["rows_stored"], "seconds_in_moto": round(seconds, 2),
+    return {"benchmark": "ingest_aws_calls", "rows": rows, "status": result.status,
+            "rows_stored": result.rows_stored, "seconds_in_moto": round(seconds, 2),
             "kms_calls": by_service["kms"], "dynamodb_calls": by_service["dynamodb"],
             "dynamodb_calls_per_1000_rows": round(by_service["dynamodb"] * 1000 / rows, 1),
             "s3_calls": by_service["s3"], "calls": dict(sorted(calls.items()))}

@@ -188,7 +188,7 @@ def stack(aws_env, monkeypatch, request) -> Stack:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ProfileVaultTest")
     get_settings.cache_clear()
     handlers = {}
-    for logical_id in ("IngestFunction", "PrivacyApiFunction", "RefreshFunction"):
+    for logical_id in ("IngestFunction", "IngestDeadLettersFunction", "PrivacyApiFunction", "RefreshFunction"):
         spec = deployed.functions[logical_id]
         handlers[logical_id] = load_handler(spec.code_dir, spec.handler)
     yield Stack(deployed=deployed, env=env, handlers=handlers, s3=boto3.client("s3", region_name=REGION),

@@ -42,6 +42,7 @@ from collections import Counter
 
 from benchmarks.unification.generator import SCENARIOS, generate
 from profilevault.unification import MemberRef, parse_ruleset, suggest, unify
+from profilevault.unification.disjoint_sets import DisjointSets
 from profilevault.unification.normalizers import email as mailbox
 
 USER_RULES = {
@@ -93,20 +94,14 @@ EVIDENCE = ("email", "phone", "birth_date")
 
 
 def _connected(keys_per_record: list[list[tuple]]) -> list[int]:
-    """A component id per record: records sharing a key end in one component (union-find)."""
-    parent = list(range(len(keys_per_record)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    """A component id per record: records sharing a key end in one component. (The product's union-find: the truth
+    labels come from the generator, this only groups them for the diagnostics, and the engine's tests cover it.)"""
+    components = DisjointSets(len(keys_per_record))
     seen: dict[tuple, int] = {}
     for i, keys in enumerate(keys_per_record):
         for key in keys:
-            parent[find(i)] = find(seen.setdefault(key, i))
-    return [find(i) for i in range(len(keys_per_record))]
+            components.union(i, seen.setdefault(key, i))
+    return [components.find(i) for i in range(len(keys_per_record))]
 
 
 def linkable_truth(records, truth: list[int]) -> list[int]:

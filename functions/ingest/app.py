@@ -31,7 +31,7 @@ persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, bo
 @idempotent_function(data_keyword_argument="landing_object", persistence_store=persistence, config=idempotency)
 def ingest_once(landing_object: dict) -> dict:
     ingestion = ingest_landing_object(deps, LandingObject(**landing_object))
-    return {"id": ingestion["id"], "status": ingestion["status"]}
+    return {"id": ingestion.id, "status": ingestion.status}
 
 
 def handle_message(record: SQSRecord) -> None:

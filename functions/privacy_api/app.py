@@ -7,17 +7,23 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field
 
 from profilevault import observability, refresh
-from profilevault.api import problems
+from profilevault.api import cursors, problems
 from profilevault.api.access import ADMINS, EVERYONE, KEY_READERS, RULE_READERS, Role, require, role_from_claims
-from profilevault.domain.sources import SourceSpec
+from profilevault.domain.ingestions import IngestionPage, IngestionView, SnapshotApproval
+from profilevault.domain.runs import Run, RunPage
+from profilevault.domain.shown import Shown
+from profilevault.domain.sources import Source, SourceSpec
 from profilevault.errors import InvalidInput, KeyUnavailable, ProfileVaultError
 from profilevault.ingestion import catalog
+from profilevault.ingestion.catalog import RecordView, SourceView
 from profilevault.observability import logger, metrics, tracer
 from profilevault.profiles import rulesets, runs, views
+from profilevault.profiles.views import Explanation, ProfilePage, ProfileSearchResult, ProfileView, SuggestionPage
 from profilevault.unification.rules import RuleSet
 from profilevault.wiring import build_deps
 
@@ -52,8 +58,46 @@ class ProfileSearch(BaseModel):
         return given
 
 
-def accepted(body: dict) -> Response:
-    return Response(status_code=202, content_type="application/json", body=body)
+class Health(BaseModel):
+    status: str
+
+
+class SourceList(BaseModel):
+    items: list[Source]
+
+
+class Rejection(Shown):
+    """A row that could not become a record: where it was, why, and what it held (admins only)."""
+
+    row_number: int
+    last_row_number: int | None = None  # when the rejection took several rows (a stray quote swallows rows)
+    reason: str
+    raw: str
+
+
+class RejectionList(BaseModel):
+    items: list[Rejection]
+
+
+class TenantKey(BaseModel):
+    """The tenant's keyring as stored: the KMS key that wraps its keys, never key material."""
+
+    kms_key_arn: str
+    version: int
+    created_at: str
+    updated_at: str
+
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+
+def accepted(run: Run) -> Response[Run]:
+    return Response(status_code=202, content_type="application/json", body=run)
+
+
+QUEUED: dict[int, OpenAPIResponse] = {202: {"description": "Accepted: the run that will do it, queued",
+                                           "content": {"application/json": {"model": Run}}}}
 
 
 def caller(*allowed: Role) -> Role:
@@ -63,134 +107,151 @@ def caller(*allowed: Role) -> Role:
 
 
 @app.get("/v1/health")
-def health() -> dict:
-    return {"status": "ok"}
+def health() -> Health:
+    return Health(status="ok")
 
 
-@app.put("/v1/sources/<name>")
-def put_source(name: str, spec: Annotated[SourceSpec, Body()]):
+@app.put("/v1/sources/<name>", responses={
+    200: {"description": "Updated", "content": {"application/json": {"model": SourceView}}},
+    201: {"description": "Registered", "content": {"application/json": {"model": SourceView}}}})
+def put_source(name: str, spec: Annotated[SourceSpec, Body()]) -> Response[SourceView]:
     caller(*ADMINS)
     source, created = catalog.register_source(deps, name, spec)
     return Response(status_code=201 if created else 200, content_type="application/json", body=source)
 
 
 @app.get("/v1/sources")
-def get_sources() -> dict:
+def get_sources() -> SourceList:
     caller()
-    return {"items": catalog.list_sources(deps)}
+    return SourceList(items=catalog.list_sources(deps))
 
 
 @app.get("/v1/sources/<name>")
-def get_source(name: str) -> dict:
+def get_source(name: str) -> SourceView:
     caller()
     return catalog.describe_source(deps, name)
 
 
 @app.get("/v1/sources/<name>/records/<record_id>")
-def get_record(name: str, record_id: str) -> dict:
+def get_record(name: str, record_id: str) -> RecordView:
     caller(*ADMINS)
     return catalog.read_record(deps, name, record_id)
 
 
-@app.delete("/v1/sources/<name>")
-def delete_source(name: str):
+@app.delete("/v1/sources/<name>", responses=QUEUED)
+def delete_source(name: str) -> Response[Run]:
     caller(*ADMINS)
     return accepted(refresh.remove_source(deps, name))
 
 
 @app.get("/v1/ingestions")
-def get_ingestions(source: Annotated[str | None, Query(max_length=63)] = None,
-                   limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                   cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+def get_ingestions(source: Annotated[str | None, Query(max_length=63)] = None, limit: Limit = 100,
+                   cursor: Cursor = None) -> IngestionPage:
     caller()
     return catalog.list_ingestions(deps, source, limit, cursor)
 
 
 @app.get("/v1/ingestions/<ingestion_id>")
-def get_ingestion(ingestion_id: str) -> dict:
+def get_ingestion(ingestion_id: str) -> IngestionView:
     caller()
     return catalog.get_ingestion(deps, ingestion_id)
 
 
 @app.get("/v1/ingestions/<ingestion_id>/rejections")
-def get_rejections(ingestion_id: str) -> dict:
+def get_rejections(ingestion_id: str) -> RejectionList:
     caller(*ADMINS)
-    return {"items": catalog.ingestion_rejections(deps, ingestion_id)}
+    return RejectionList.model_validate({"items": catalog.ingestion_rejections(deps, ingestion_id)})
+
+
+@app.post("/v1/ingestions/<ingestion_id>/apply", responses={
+    202: {"description": "Accepted: the held snapshot approved, and the refresh that applies it queued",
+          "content": {"application/json": {"model": SnapshotApproval}}}})
+def apply_snapshot(ingestion_id: str) -> Response[SnapshotApproval]:
+    """Applies a held full snapshot: the refresh queued with it deletes the records the snapshot did not bring."""
+    caller(*ADMINS)
+    return Response(status_code=202, content_type="application/json",
+                    body=refresh.approve_snapshot(deps, ingestion_id))
 
 
 @app.get("/v1/tenant/key")
-def get_tenant_key() -> dict:
+def get_tenant_key() -> TenantKey:
     caller(*KEY_READERS)
-    return deps.keyring.describe()
+    return TenantKey.model_validate(deps.keyring.describe())
 
 
 @app.put("/v1/tenant/key")
-def put_tenant_key(change: Annotated[TenantKeyChange, Body()]) -> dict:
+def put_tenant_key(change: Annotated[TenantKeyChange, Body()]) -> TenantKey:
     caller(*ADMINS)
-    return deps.keyring.use_kms_key(change.kms_key_arn)
+    return TenantKey.model_validate(deps.keyring.use_kms_key(change.kms_key_arn))
 
 
 @app.put("/v1/unification/rules")
-def put_rules(ruleset: Annotated[RuleSet, Body()]) -> dict:
+def put_rules(ruleset: Annotated[RuleSet, Body()]) -> RuleSet:
     caller(*ADMINS)
     return rulesets.put_ruleset(deps, ruleset)
 
 
 @app.get("/v1/unification/rules")
-def get_rules() -> dict:
+def get_rules() -> RuleSet:
     caller(*RULE_READERS)
-    return rulesets.get_ruleset(deps).model_dump(mode="json")
+    return rulesets.get_ruleset(deps)
 
 
-@app.post("/v1/unification/runs")
-def post_run():
+@app.post("/v1/unification/runs", responses=QUEUED)
+def post_run() -> Response[Run]:
     caller(*ADMINS)
     return accepted(runs.queue_run(deps, trigger="api"))
 
 
+@app.get("/v1/unification/runs")
+def get_runs(limit: Limit = 100, cursor: Cursor = None) -> RunPage:
+    """Runs, refreshes and source purges, newest first."""
+    caller()
+    page, last = runs.list_runs(deps, limit, cursors.decode(cursor, cursors.RUN) if cursor else None)
+    return RunPage(items=page, next_cursor=cursors.encode(last) if last else None)
+
+
 @app.get("/v1/unification/runs/<run_id>")
-def get_run(run_id: str) -> dict:
+def get_run(run_id: str) -> Run:
     caller()
     return runs.get_run(deps, run_id)
 
 
 @app.get("/v1/unification/suggestions")
-def get_suggestions(limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                    cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+def get_suggestions(limit: Limit = 100, cursor: Cursor = None) -> SuggestionPage:
     caller(*RULE_READERS)
     return views.list_suggestions(deps, limit, cursor)
 
 
-@app.post("/v1/refreshes")
-def post_refresh():
+@app.post("/v1/refreshes", responses=QUEUED)
+def post_refresh() -> Response[Run]:
     caller(*ADMINS)
     return accepted(refresh.queue_refresh(deps, trigger="api"))
 
 
 @app.get("/v1/refreshes/<refresh_id>")
-def get_refresh(refresh_id: str) -> dict:
+def get_refresh(refresh_id: str) -> Run:
     caller()
     return runs.get_run(deps, refresh_id)
 
 
 @app.get("/v1/profiles")
-def get_profiles(limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                 cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+def get_profiles(limit: Limit = 100, cursor: Cursor = None) -> ProfilePage:
     return views.list_profiles(deps, caller(), limit, cursor)
 
 
 @app.post("/v1/profiles/search")
-def search_profiles(search: Annotated[ProfileSearch, Body()]) -> dict:
+def search_profiles(search: Annotated[ProfileSearch, Body()]) -> ProfileSearchResult:
     return views.search_profiles(deps, caller(), search.query())
 
 
 @app.get("/v1/profiles/<profile_id>")
-def get_profile(profile_id: str) -> dict:
+def get_profile(profile_id: str) -> ProfileView:
     return views.get_profile(deps, caller(), profile_id)
 
 
 @app.get("/v1/profiles/<profile_id>/explain")
-def explain_profile(profile_id: str) -> dict:
+def explain_profile(profile_id: str) -> Explanation:
     return views.explain_profile(deps, caller(), profile_id)
 
 

@@ -1,44 +1,43 @@
 """Refresh: the hourly schedule and the jobs queue (unification runs, source purges, refreshes requested by API)."""
-import json
-
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from profilevault import observability, refresh
+from profilevault.config import get_settings
+from profilevault.domain.runs import JOB, Job, PurgeSourceJob, RefreshJob, UnifyJob
 from profilevault.errors import KeyUnavailable
 from profilevault.observability import logger, metrics, tracer
 from profilevault.profiles import runs
 from profilevault.wiring import build_deps
 
-deps = build_deps()
+settings = get_settings()
+deps = build_deps(settings)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-MAX_RECEIVES = 3  # the jobs queue's redrive policy moves a job to its DLQ after this many tries
-
-
 def run_job(record: SQSRecord) -> None:
-    job = json.loads(record.body)
+    job = JOB.validate_json(record.body)  # not a job: fails, and after its tries lands in the DLQ
     try:
         dispatch(job)
     except Exception as error:
         if isinstance(error, KeyUnavailable):
             observability.key_unavailable("job")
-        if int(record.attributes.approximate_receive_count) >= MAX_RECEIVES:
-            runs.mark_run_failed(deps, job["run_id"], f"{type(error).__name__} after {MAX_RECEIVES} tries")
-            observability.job_failed(job["type"])
+        # The jobs queue's redrive policy moves a job to its DLQ after this many tries (the template sets both).
+        tries = settings.jobs_max_receives
+        if int(record.attributes.approximate_receive_count) >= tries:
+            runs.mark_run_failed(deps, job.run_id, f"{type(error).__name__} after {tries} tries")
+            observability.job_failed(job.type)
         raise
 
 
-def dispatch(job: dict) -> None:
-    if job["type"] == "unify":
-        runs.run_unification(deps, job["run_id"])
-    elif job["type"] == "purge_source":
-        refresh.purge_source(deps, job["source"], job["run_id"])
-    elif job["type"] == "refresh":
-        refresh.run_refresh(deps, job["run_id"])
-    else:
-        logger.error("unknown job type; dropped", extra={"job_type": job["type"]})
+def dispatch(job: Job) -> None:
+    match job:
+        case UnifyJob():
+            runs.run_unification(deps, job.run_id)
+        case PurgeSourceJob():
+            refresh.purge_source(deps, job.source, job.run_id)
+        case RefreshJob():
+            refresh.run_refresh(deps, job.run_id)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -46,5 +45,5 @@ def dispatch(job: dict) -> None:
 @metrics.log_metrics
 def lambda_handler(event, context):
     if event.get("source") == "aws.events":  # the schedule: through the jobs queue, like every other run
-        return refresh.queue_refresh(deps, trigger="schedule")
+        return refresh.queue_refresh(deps, trigger="schedule").shown()
     return process_partial_response(event=event, record_handler=run_job, processor=processor, context=context)

@@ -253,6 +253,9 @@ def _resolve(value, template: dict) -> str:
     if function == "Fn::GetAtt":
         logical_id, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
         return _resolve_name(logical_id, attribute, template)
+    if function == "Fn::FindInMap":
+        mapping, key, name = (_resolve(part, template) for part in argument)
+        return str(template["Mappings"][mapping][key][name])
     if function == "Fn::Sub" and isinstance(argument, str):
         return re.sub(r"\$\{([^}.]+)(?:\.([^}]+))?\}",
                       lambda match: _resolve_name(match[1], match[2], template), argument)

@@ -20,6 +20,21 @@ def test_the_api_describes_itself_without_a_token(stack):
     assert page["statusCode"] == 200 and "swagger" in page["body"].lower()
 
 
+def test_the_api_document_shows_what_each_route_returns(stack):
+    _, spec, _ = stack.api("GET", "/v1/docs", role=None, query={"format": "json"})
+
+    def body(path, method, status="200"):
+        ref = spec["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+        return spec["components"]["schemas"][ref.rsplit("/", 1)[-1]]["properties"]
+
+    assert {"rows_read", "rows_stored", "warning_reasons", "has_rejection_report"} <= set(
+        body("/v1/ingestions/{ingestion_id}", "get"))
+    assert {"items", "next_cursor"} <= set(body("/v1/unification/runs", "get"))
+    assert {"status", "counts", "queued_at"} <= set(body("/v1/unification/runs", "post", "202"))
+    assert {"record_count", "primary_key", "fields"} <= set(body("/v1/sources/{name}", "put", "201"))
+    assert {"attributes", "members", "previous_ids"} <= set(body("/v1/profiles/{profile_id}", "get"))
+
+
 def test_registering_a_source_creates_then_updates_it(stack):
     first = stack.api("PUT", "/v1/sources/crm", body=CRM)
     second = stack.api("PUT", "/v1/sources/crm", body={**CRM, "importance": 5})

@@ -255,3 +255,141 @@ def test_ingestions_page_newest_first_per_source_and_overall(crm):
     assert pages({"source": "shop"}) == [["s.csv"]]
     status, problem, _ = crm.api("GET", "/v1/ingestions", query={"cursor": "bm90LWEtY3Vyc29y"})
     assert status == 422 and "not-a-cursor" not in problem["detail"]
+
+
+def deliver_failing(stack, messages: list[dict]) -> list[dict]:
+    """Delivers messages to the ingest function; returns those that failed."""
+    failed = {f["itemIdentifier"] for f in stack.deliver(messages)["batchItemFailures"]}
+    return [m for m in messages if m["MessageId"] in failed]
+
+
+def redeliver(stack, failed: list[dict], queue: str = "IngestQueue") -> list[dict]:
+    """Failed messages received again at once (SQS would after the visibility timeout)."""
+    for m in failed:
+        stack.sqs.change_message_visibility(QueueUrl=stack.deployed.queues[queue], ReceiptHandle=m["ReceiptHandle"],
+                                            VisibilityTimeout=0)
+    return stack.queue_messages(queue)
+
+
+@pytest.mark.parametrize("body", [
+    "id,mail\nU1,a@example.org\n".encode("utf-16-le"),  # UTF-16-LE without a byte-order mark
+    b"id,mail\nU1,a@example.org\n",  # UTF-8
+], ids=["utf-16-le-without-bom", "utf-8"])
+def test_a_utf16_source_fails_a_file_without_a_byte_order_mark_at_the_first_try(stack, body):
+    # Given a source registered as UTF-16
+    stack.register("legacy", {"mail": "email"}, csv={"delimiter": ",", "encoding": "utf-16"})
+    # When a file without a BOM arrives
+    stack.drop("legacy", "people.csv", body)
+    # Then it fails as a whole with a reason, without being retried
+    assert stack.deliver()["batchItemFailures"] == []
+    [ingestion] = ingestions(stack, "legacy")
+    assert ingestion["status"] == "failed"
+    assert ingestion["reason"] == "file is not valid utf-16: UTF-16 stream does not start with BOM"
+
+
+@pytest.mark.handler_env(PV_DATA_KEY_CACHE_SECONDS="0")
+def test_a_file_the_ingest_queue_gives_up_on_ends_failed_with_its_last_error(crm):
+    # Given a file whose every try fails (the tenant key is disabled) until the queue moves it to its DLQ
+    crm.kms.disable_key(KeyId=crm.tenant_key_arn)
+    crm.drop("crm", "customers.csv", crm_csv(3, bad_rows=False))
+    tries, messages = 0, crm.queue_messages()
+    while messages:  # SQS moves the message to the DLQ when it would be received once too often
+        failed = deliver_failing(crm, messages)
+        assert len(failed) == 1
+        tries += 1
+        messages = redeliver(crm, failed)
+    assert tries == 5  # the redrive policy's maxReceiveCount in template.yaml
+    # When the dead-letter queue delivers the message to its function
+    dead = crm.queue_messages("IngestDeadLetterQueue")
+    assert len(dead) == 1
+    assert crm.deliver(dead, "IngestDeadLetterQueue", "IngestDeadLettersFunction")["batchItemFailures"] == []
+    # Then the ingestion is failed, with the number of tries and the last error
+    [ingestion] = ingestions(crm, "crm")
+    assert ingestion["status"] == "failed" and ingestion["attempts"] == 5
+    assert ingestion["reason"].startswith("given up after 5 tries; last error: ")
+    assert "disabled" in ingestion["reason"].lower()
+    assert "last_error" not in ingestion
+
+
+def test_a_try_that_fails_unexpectedly_logs_why_and_the_ingestion_says_so(crm, monkeypatch, caplog):
+    from profilevault.storage.records import RecordRepository
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no such table")
+
+    monkeypatch.setattr(RecordRepository, "put_sealed", broken)
+    crm.drop("crm", "customers.csv", crm_csv(3, bad_rows=False))
+    with caplog.at_level(logging.ERROR):
+        assert crm.deliver()["batchItemFailures"]
+    [ingestion] = ingestions(crm, "crm")
+    assert (ingestion["status"], ingestion["last_error"]) == ("processing", "RuntimeError; will retry")
+    [line] = [r for r in caplog.records if r.name == "profilevault" and r.levelno == logging.ERROR]
+    assert (line.ingestion_id, line.error) == (ingestion["id"], "RuntimeError")
+
+
+def test_an_ingestion_shows_the_rows_read_so_far_while_the_file_is_read(crm, monkeypatch):
+    from profilevault.storage.records import RecordRepository
+
+    # Given a file of 1,200 rows (three write batches), and a look at the ingestion before each batch is written
+    seen, put_sealed = [], RecordRepository.put_sealed
+
+    def looking(*args, **kwargs):
+        [ingestion] = ingestions(crm, "crm")
+        seen.append((ingestion["status"], ingestion["rows_read"]))
+        return put_sealed(*args, **kwargs)
+
+    monkeypatch.setattr(RecordRepository, "put_sealed", looking)
+    crm.drop("crm", "customers.csv", crm_csv(1200, bad_rows=False))
+    # When it is ingested
+    crm.deliver()
+    # Then the rows read so far show while it is processing
+    assert seen == [("processing", 0), ("processing", 500), ("processing", 1000)]
+    assert ingestions(crm, "crm")[0]["rows_read"] == 1200
+
+
+DUPLICATE_KEY = "row: same primary key as an earlier row of the file (the later row wins)"
+
+
+def test_a_primary_key_repeated_in_a_file_is_a_warning_naming_the_rows(crm):
+    # Given a file in which row 3 repeats row 1's key
+    crm.drop("crm", "customers.csv", b"id,mail\nD1,first@example.org\nD2,x@example.org\nD1,second@example.org\n")
+    # When it is ingested
+    crm.deliver()
+    # Then the later row wins, and the ingestion counts a warning naming both rows (no values)
+    [ingestion] = ingestions(crm, "crm")
+    assert (ingestion["rows_stored"], ingestion["warnings"]) == (3, 1)
+    assert ingestion["warning_reasons"] == {DUPLICATE_KEY: 1}
+    assert ingestion["duplicate_key_rows"] == [[1, 3]]
+    assert crm.api("GET", "/v1/sources/crm/records/D1")[1]["attributes"]["email"] == "second@example.org"
+    assert "D1" not in json.dumps(ingestion)
+
+
+def test_a_primary_key_repeated_in_a_later_write_batch_is_found_too(crm):
+    crm.drop("crm", "customers.csv", crm_csv(600, bad_rows=False) + b"C0,again@example.org,,,,\n")
+    crm.deliver()
+    [ingestion] = ingestions(crm, "crm")
+    assert ingestion["duplicate_key_rows"] == [[1, 601]]
+
+
+def test_a_retried_file_does_not_take_its_own_first_try_for_duplicates(crm, monkeypatch):
+    from profilevault.storage.records import RecordRepository
+
+    # Given a file whose first try stops after writing its first batch
+    calls, put_sealed = [], RecordRepository.put_sealed
+
+    def failing_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("throttled")
+        return put_sealed(*args, **kwargs)
+
+    monkeypatch.setattr(RecordRepository, "put_sealed", failing_once)
+    crm.drop("crm", "customers.csv", crm_csv(1200, bad_rows=False))
+    failed = deliver_failing(crm, crm.queue_messages())
+    assert failed
+    # When the queue delivers it again
+    assert crm.deliver(redeliver(crm, failed))["batchItemFailures"] == []
+    # Then it completes without duplicate warnings
+    [ingestion] = ingestions(crm, "crm")
+    assert (ingestion["status"], ingestion["rows_stored"], ingestion["warnings"]) == ("completed", 1200, 0)
+    assert "duplicate_key_rows" not in ingestion

@@ -5,9 +5,12 @@ import json
 import pytest
 from conftest import lambda_context, sample_event
 
+from profilevault.errors import Conflict
 from profilevault.profiles import state as unification_state
-from profilevault.storage import store
-from profilevault.storage.store import _delete_unless_rewritten
+from profilevault.storage.changes import ChangeJournal
+from profilevault.storage.dynamo import Tables
+from profilevault.storage.records import RecordRepository
+from profilevault.storage.runs import RunRepository
 
 CRM = "id,mail,given,family,born,tel\n" + "".join([
     "c1,anna.berg@example.org,Anna,Berg,1985-03-02,+4930111111\n",
@@ -194,28 +197,41 @@ def test_profiles_hold_no_plaintext(unified):
 
 def test_a_full_snapshot_replaces_the_previous_one_on_refresh(stack):
     load(stack, shop=False)
-    stack.ingest("crm", "v2.csv", b"id,mail,given,family\nc1,anna.new@example.org,Anna,Berg\n")
+    # (two of the three rows: a snapshot under MinSnapshotShare of the previous one would be held)
+    stack.ingest("crm", "v2.csv",
+                 b"id,mail,given,family\nc1,anna.new@example.org,Anna,Berg\nc3,lea@example.org,Lea,Vogt\n")
     status, refresh, _ = stack.api("POST", "/v1/refreshes")
     assert status == 202
     stack.run_jobs()
     assert stack.api("GET", f"/v1/refreshes/{refresh['id']}")[1]["status"] == "completed"
-    assert stack.api("GET", "/v1/sources/crm")[1]["record_count"] == 1
+    assert stack.api("GET", "/v1/sources/crm")[1]["record_count"] == 2
     assert stack.api("GET", "/v1/sources/crm/records/c2")[0] == 404
-    assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")})}
+    assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")}), frozenset({("crm", "c3")})}
     assert full_run(stack)["counts"]["profiles_written"] == 0
 
 
 def test_the_hourly_schedule_refreshes_profiles(stack):
     load(stack, shop=False)
-    stack.ingest("crm", "v2.csv", b"id,mail\nc1,anna.berg@example.org\n")
+    stack.ingest("crm", "v2.csv", b"id,mail\nc1,anna.berg@example.org\nc3,lea.vogt@example.org\n")
     # When EventBridge fires the schedule (the sample event from events/)
     queued = stack.handlers["RefreshFunction"](sample_event("refresh_schedule.json"), lambda_context("RefreshFunction"))
     stack.run_jobs()
     # Then the snapshot is applied and the profiles follow it
     run = stack.api("GET", f"/v1/refreshes/{queued['id']}")[1]
-    assert run["status"] == "completed" and run["counts"]["records_deleted"] == 2
+    assert run["status"] == "completed" and run["counts"]["records_deleted"] == 1
     assert run["mode"] == "full"  # the hourly reconciliation reads everything again
-    assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")})}
+    assert set(by_members(profiles(stack))) == {frozenset({("crm", "c1")}), frozenset({("crm", "c3")})}
+
+
+def jobs_queue_tries(stack) -> int:
+    """How often the jobs queue delivers a job before its DLQ takes it (its redrive policy, from the template)."""
+    attributes = stack.sqs.get_queue_attributes(QueueUrl=stack.deployed.queues["JobsQueue"],
+                                                AttributeNames=["RedrivePolicy"])["Attributes"]
+    return int(json.loads(attributes["RedrivePolicy"])["maxReceiveCount"])
+
+
+def delivered_for_the(receive: int, message: dict) -> dict:
+    return {**message, "Attributes": {**message["Attributes"], "ApproximateReceiveCount": str(receive)}}
 
 
 @pytest.mark.handler_env(PV_DATA_KEY_CACHE_SECONDS="0")
@@ -223,14 +239,66 @@ def test_a_run_that_keeps_failing_says_so_before_its_job_goes_to_the_dead_letter
     load(stack, shop=False)
     stack.kms.disable_key(KeyId=stack.tenant_key_arn)
     run = stack.api("POST", "/v1/unification/runs")[1]
-    messages = stack.queue_messages("JobsQueue", max_messages=1)
-    for receive in (1, 2, 3):
-        message = {**messages[0], "Attributes": {**messages[0]["Attributes"],
-                                                 "ApproximateReceiveCount": str(receive)}}
-        assert stack.deliver([message], "JobsQueue", "RefreshFunction")["batchItemFailures"]
+    [message] = stack.queue_messages("JobsQueue", max_messages=1)
+    tries = jobs_queue_tries(stack)
+    for receive in range(1, tries + 1):
+        assert stack.deliver([delivered_for_the(receive, message)], "JobsQueue", "RefreshFunction")[
+            "batchItemFailures"]
         status = stack.api("GET", f"/v1/unification/runs/{run['id']}")[1]["status"]
-        assert status == ("failed" if receive == 3 else "running")
+        assert status == ("failed" if receive == tries else "running")
     assert "KeyUnavailable" in stack.api("GET", f"/v1/unification/runs/{run['id']}")[1]["reason"]
+
+
+@pytest.mark.handler_env(PV_DATA_KEY_CACHE_SECONDS="0")
+def test_a_failed_run_stays_failed_when_its_job_is_delivered_again(stack):
+    # Given a run marked failed after its last try
+    load(stack, shop=False)
+    stack.kms.disable_key(KeyId=stack.tenant_key_arn)
+    run = stack.api("POST", "/v1/unification/runs")[1]
+    [message] = stack.queue_messages("JobsQueue", max_messages=1)
+    stack.deliver([delivered_for_the(jobs_queue_tries(stack), message)], "JobsQueue", "RefreshFunction")
+    failed = stack.api("GET", f"/v1/unification/runs/{run['id']}")[1]
+    # When the key is back and the job is redriven from the dead-letter queue
+    stack.kms.enable_key(KeyId=stack.tenant_key_arn)
+    assert stack.deliver([delivered_for_the(1, message)], "JobsQueue", "RefreshFunction")["batchItemFailures"] == []
+    # Then the run still says it failed, and why
+    assert stack.api("GET", f"/v1/unification/runs/{run['id']}")[1] == failed
+
+
+def test_a_completed_run_cannot_be_set_running_again(unified):
+    # Given a completed run
+    run = full_run(unified)
+    runs = RunRepository(unified.dynamodb, tables_of(unified), unified.env["PV_TENANT_ID"])
+    # When a late worker that read it before it completed tries to start it
+    late = runs.get(run["id"]).model_copy(update={"status": "running", "started_at": "later"})
+    with pytest.raises(Conflict):
+        runs.save(late)
+    # Then it stays completed
+    assert unified.api("GET", f"/v1/unification/runs/{run['id']}")[1] == run
+
+
+def test_runs_are_listed_newest_first_a_page_at_a_time(unified):
+    # Given the runs of two ingestions and two more asked for
+    for _ in range(2):
+        full_run(unified)
+    stored = [i for i in unified.dynamodb.scan(TableName=unified.deployed.tables["ControlTable"])["Items"]
+              if i["sk"]["S"].startswith("RUN#")]
+    # When an auditor pages through them two at a time
+    seen, cursor = [], None
+    while True:
+        status, page, _ = unified.api("GET", "/v1/unification/runs", role="auditor",
+                                      query={"limit": "2", **({"cursor": cursor} if cursor else {})})
+        assert status == 200, page
+        assert len(page["items"]) <= 2
+        seen += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    # Then each run comes once, newest first, as GET /v1/unification/runs/{id} shows it
+    assert len(seen) == len(stored) >= 4
+    assert [r["queued_at"] for r in seen] == sorted((r["queued_at"] for r in seen), reverse=True)
+    assert seen[0] == unified.api("GET", f"/v1/unification/runs/{seen[0]['id']}")[1]
+    assert unified.api("GET", "/v1/unification/runs", query={"cursor": "bm90LWEtcnVu"})[0] == 422
 
 
 def test_removing_a_source_erases_its_rejection_reports(stack):
@@ -283,7 +351,7 @@ def test_read_repair_keeps_an_index_entry_put_again_since_it_was_read(unified):
     index = unified.deployed.tables["IndexTable"]
     entry = unified.dynamodb.scan(TableName=index, Limit=1)["Items"][0]
     unified.dynamodb.put_item(TableName=index, Item={**entry, "kid": {"S": "written-since"}})
-    _delete_unless_rewritten(unified.dynamodb, index, entry)
+    records_of(unified)._delete_unless_rewritten(entry)
     assert unified.dynamodb.get_item(TableName=index, Key={"pk": entry["pk"], "sk": entry["sk"]}).get("Item")
 
 
@@ -392,17 +460,24 @@ def test_a_run_stopped_before_saving_its_state_makes_the_next_one_full(unified, 
     assert full_run(unified)["counts"]["profiles_written"] == 0
 
 
+def tables_of(stack) -> Tables:
+    return Tables(**{name: stack.deployed.tables[f"{name.title()}Table"]
+                     for name in ("control", "records", "keys", "index", "profiles")})
+
+
+def records_of(stack) -> RecordRepository:
+    return RecordRepository(stack.dynamodb, tables_of(stack), stack.env["PV_TENANT_ID"])
+
+
 def test_a_deletion_is_heard_even_when_the_first_try_stopped_before_its_journal_entry(unified, monkeypatch):
-    tables = store.Tables(**{name: unified.deployed.tables[f"{name.title()}Table"]
-                             for name in ("control", "records", "keys", "index")})
-    tenant = unified.env["PV_TENANT_ID"]
-    shop = [i["sk"]["S"][len("REC#"):] for i in unified.dynamodb.scan(TableName=tables.records)["Items"]
-            if i["pk"]["S"].endswith("#SOURCE#shop")]
-    monkeypatch.setattr(store, "journal_changes", lambda *_args: None)
-    assert store.delete_records(unified.dynamodb, tables, tenant, "shop", shop) == 3  # then the worker stopped
+    records = records_of(unified)
+    shop = [i["sk"]["S"][len("REC#"):] for i in unified.dynamodb.scan(TableName=unified.deployed.tables[
+        "RecordsTable"])["Items"] if i["pk"]["S"].endswith("#SOURCE#shop")]
+    monkeypatch.setattr(ChangeJournal, "add", lambda *_args: None)
+    assert records.delete("shop", shop) == 3  # then the worker stopped
     monkeypatch.undo()
-    assert store.delete_records(unified.dynamodb, tables, tenant, "shop", shop) == 0  # the retry finds nothing
-    [change] = store.read_changes(unified.dynamodb, tables, tenant)
+    assert records.delete("shop", shop) == 0  # the retry finds nothing
+    [change] = records.journal.read()
     assert set(change.tokens) == set(shop)  # and still names what was deleted
 
 

@@ -10,6 +10,7 @@ from moto.server import ThreadedMotoServer
 from profilevault.errors import Conflict, DecryptionFailed, InvalidInput, KeyUnavailable
 from profilevault.keys import crypto
 from profilevault.keys.keyring import TenantKeyring
+from profilevault.storage.keyring import KeyringRepository
 from profilevault_local.kms_state import enforce_kms_key_state
 
 REGION = "eu-central-1"
@@ -94,8 +95,7 @@ def make_keyring(kms, dynamodb, tenant_key_arn, clock):
         return TenantKeyring(
             tenant_id=TENANT,
             kms=kms,
-            dynamodb=dynamodb_client or dynamodb,
-            control_table=CONTROL_TABLE,
+            store=KeyringRepository(dynamodb_client or dynamodb, CONTROL_TABLE, TENANT),
             default_kms_key_arn=tenant_key_arn,
             cache_seconds=cache_seconds,
             clock=clock,

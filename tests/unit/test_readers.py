@@ -126,8 +126,9 @@ def test_csv_rows_carry_mapped_columns_and_the_primary_key():
 def test_csv_short_row_is_rejected_with_column_counts():
     # Given a row with 2 of 5 columns
     data = HEADER + b"C1,a@b.de,Anna,Schmidt,+49301234567\nC2,short-row\n"
-    # When read / Then the good row is kept and the short one rejected with its row number and raw text
-    assert rows_of(data, csv_spec())[1] == RowRejection(2, "expected 5 columns, found 2", "C2,short-row")
+    # When read / Then the good row is kept and the short one rejected with its row number, raw text and key
+    assert rows_of(data, csv_spec())[1] == RowRejection(2, "expected 5 columns, found 2", "C2,short-row",
+                                                        keys=("C2",))
 
 
 def test_csv_row_with_extra_columns_is_rejected():
@@ -135,7 +136,7 @@ def test_csv_row_with_extra_columns_is_rejected():
     data = HEADER + b"C2,a@b.de,x,y,z,extra,columns\r\n"
     # When read / Then rejected (CRLF not part of the raw text)
     assert rows_of(data, csv_spec()) == [
-        RowRejection(1, "expected 5 columns, found 7", "C2,a@b.de,x,y,z,extra,columns")]
+        RowRejection(1, "expected 5 columns, found 7", "C2,a@b.de,x,y,z,extra,columns", keys=("C2",))]
 
 
 def test_csv_bad_quoting_is_rejected_and_reading_goes_on():
@@ -144,7 +145,8 @@ def test_csv_bad_quoting_is_rejected_and_reading_goes_on():
     # When read
     rows = rows_of(data, csv_spec())
     # Then the bad row is rejected as malformed CSV and the next one still read
-    assert rows[0] == RowRejection(1, "malformed CSV: ',' expected after '\"'", 'C1,"a@b.de"x,Anna,Schmidt,1')
+    assert rows[0] == RowRejection(1, "malformed CSV: ',' expected after '\"'", 'C1,"a@b.de"x,Anna,Schmidt,1',
+                                   keys=("C1",))
     assert rows[1] == RawRow(2, {"id": "C2", "mail": "c@d.de", "given": "Ben", "family": "Berg", "tel": "2"})
 
 
@@ -153,7 +155,42 @@ def test_csv_unterminated_quote_at_end_is_rejected():
     data = HEADER + b'C1,"a@b.de,Anna,Schmidt,1\n'
     # When read / Then it is rejected as malformed with its text
     assert rows_of(data, csv_spec()) == [RowRejection(1, "malformed CSV: unexpected end of data",
-                                                      'C1,"a@b.de,Anna,Schmidt,1')]
+                                                      'C1,"a@b.de,Anna,Schmidt,1', keys=("C1",))]
+
+
+def test_a_stray_quote_rejection_spans_the_rows_it_swallowed_and_keeps_their_keys():
+    # Given four rows where row 2 opens a quote that never closes
+    data = HEADER + b'C1,a,b,c,d\nC2,"a,b,c,d\nC3,a,b,c,d\nC4,a,b,c,d\n'
+    # When read
+    rows = rows_of(data, csv_spec())
+    # Then row 1 is read and one rejection spans rows 2-4, with the key each of its lines still shows
+    assert rows[1] == RowRejection(2, "malformed CSV: unexpected end of data",
+                                   'C2,"a,b,c,d\nC3,a,b,c,d\nC4,a,b,c,d', last_row_number=4, keys=("C2", "C3", "C4"))
+    assert rows[1].rows == 3
+
+
+def test_rows_after_a_rejection_that_spans_rows_are_numbered_after_it():
+    # Given a quote opened in row 1 and closed in row 3, then a good row
+    data = HEADER + b'C1,"a,b,c,d\nC2,a,b,c,d\nC3,a",b\nC4,a,b,c,d\n'
+    # When read / Then the rejection spans rows 1-3 and the good row is row 4
+    rows = rows_of(data, csv_spec())
+    assert [(r.row_number, type(r).__name__) for r in rows] == [(1, "RowRejection"), (4, "RawRow")]
+    assert rows[0].last_row_number == 3
+
+
+def test_a_rejected_row_without_a_key_value_keeps_no_key():
+    data = HEADER + b",a@b.de,x\n"
+    assert rows_of(data, csv_spec())[0].keys == ()
+
+
+def test_a_utf16_file_without_a_byte_order_mark_fails_as_a_whole():
+    # Given a UTF-16 source and a UTF-16-LE file without a BOM (or a UTF-8 file)
+    for body in ((HEADER + b"C1,a,b,c,d\n").decode().encode("utf-16-le"), HEADER + b"C1,a,b,c,d\n"):
+        # When its encoding is checked, or its rows read / Then the file is rejected with a reason
+        with pytest.raises(IngestionRejected, match="not valid utf-16: UTF-16 stream does not start with BOM"):
+            check_encoding(io.BytesIO(body), "utf-16")
+        with pytest.raises(IngestionRejected, match="not valid utf-16"):
+            list(iter_rows(io.BytesIO(body), csv_spec(encoding="utf-16")))
 
 
 def test_csv_quoted_newline_stays_inside_the_value():
@@ -314,7 +351,8 @@ def test_jsonl_nested_value_in_a_mapped_field_rejects_the_row():
     # Given a mapped field holding an object
     data = b'{"id": "1", "mail": {"work": "a@b.de"}}\n'
     # When read / Then the row is rejected naming the field (not its value)
-    assert rows_of(data, jsonl_spec()) == [RowRejection(1, "field 'mail' is not a scalar", data.decode().strip())]
+    assert rows_of(data, jsonl_spec()) == [RowRejection(1, "field 'mail' is not a scalar", data.decode().strip(),
+                                                        keys=("1",))]
 
 
 def test_jsonl_nan_is_rejected():

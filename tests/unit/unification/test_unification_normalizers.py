@@ -23,6 +23,8 @@ from profilevault.unification.normalizers import DEFAULT_STEPS, make_normalizer
     (["date"], "19800403", "1980-04-03"),
     (["date"], "1980-04-03T10:00:00Z", "1980-04-03"),
     (["date"], "unknown", "unknown"),
+    (["date"], " 31.02.1980 ", "31.02.1980"),  # no such day: left as text, as ingestion would refuse it
+    (["date"], "1980/04/03", "1980-04-03"),  # read as ingestion reads it
     (["address"], "Hauptstraße 5a", "hauptstr 5a"),
     (["address"], "Hauptstr.5a", "hauptstr 5a"),
     (["address"], "Main Street", "main st"),

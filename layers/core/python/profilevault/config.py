@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     data_key_cache_seconds: int = Field(default=300, ge=0, le=3600)
     # How long a unification run queued by an ingestion waits for more files of the same burst.
     ingestion_batch_window_seconds: int = Field(default=5, ge=0, le=900)
+    # How often the jobs queue delivers a job before its DLQ takes it (the queue's maxReceiveCount; the template
+    # sets both from one mapping). Only the refresh function reads it.
+    jobs_max_receives: int = Field(ge=1, le=1000)
+    # A full snapshot with fewer rows than this share of the last applied one is held, not applied (template
+    # parameter MinSnapshotShare).
+    min_snapshot_share: float = Field(default=0.5, ge=0, le=1)
 
 
 @lru_cache(maxsize=1)

@@ -1,5 +1,5 @@
 """Domain errors. Each carries the HTTP status and problem type it maps to, in one place
-(`profilevault.api_problems`), so handlers never decide statuses themselves."""
+(`profilevault.api.problems`), so handlers never decide statuses themselves."""
 
 
 class ProfileVaultError(Exception):

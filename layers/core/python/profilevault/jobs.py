@@ -1,24 +1,15 @@
 """Background work goes through the jobs queue to the refresh function (retries and a DLQ come with SQS)."""
-import json
-import uuid
+from typing import Literal
 
-from profilevault.storage import profile_store
-from profilevault.wiring import Deps, profile_tables
-
-JOB_TYPES = frozenset({"unify", "purge_source", "refresh"})
+from profilevault.domain.runs import Run, RunType
+from profilevault.wiring import Deps
 
 
-def enqueue(deps: Deps, job: dict, delay_seconds: int = 0) -> None:
-    assert job["type"] in JOB_TYPES
-    deps.sqs.send_message(QueueUrl=deps.jobs_queue_url, MessageBody=json.dumps(job, sort_keys=True),
-                          DelaySeconds=delay_seconds)
-
-
-def queue_job(deps: Deps, job_type: str, trigger: str, delay_seconds: int = 0, **details) -> dict:
+def queue_job(deps: Deps, run_type: RunType, trigger: str, delay_seconds: int = 0, mode: Literal["full"] | None = None,
+              source: str | None = None) -> Run:
     """Records a queued run (unification, refresh or source purge) and hands its job to the jobs queue."""
-    prefix = "ref_" if job_type == "refresh" else "run_"
-    run = {"id": prefix + uuid.uuid4().hex[:20], "type": job_type, "status": "queued", "trigger": trigger,
-           "queued_at": deps.now(), **details}
-    profile_store.put_run(deps.dynamodb, profile_tables(deps), deps.tenant, run)
-    enqueue(deps, {"type": job_type, "run_id": run["id"], **details}, delay_seconds=delay_seconds)
+    run = Run.queued(run_type, trigger, deps.now(), mode=mode, source=source)
+    deps.runs.add(run)
+    deps.sqs.send_message(QueueUrl=deps.jobs_queue_url, DelaySeconds=delay_seconds,
+                          MessageBody=run.job().model_dump_json(exclude_none=True))
     return run

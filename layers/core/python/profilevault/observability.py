@@ -38,6 +38,9 @@ KEY_UNAVAILABLE = "KeyUnavailable"
 # Emitted when a background job gives up (its message goes to the dead-letter queue), dimension JobType.
 JOBS_FAILED = "JobsFailed"
 
+# Emitted by every refresh: full snapshots it held instead of applying (an alarm on > 0 for hours tells an admin).
+SNAPSHOTS_HELD = "SnapshotsHeld"
+
 JOB_TYPES = ("unify", "purge_source", "refresh")
 
 
@@ -67,6 +70,10 @@ def key_unavailable(flow: str) -> None:
 
 def job_failed(job_type: str) -> None:
     _emit({"JobType": job_type if job_type in JOB_TYPES else "unknown"}, [(JOBS_FAILED, MetricUnit.Count, 1)])
+
+
+def snapshots_held(count: int) -> None:
+    _emit({}, [(SNAPSHOTS_HELD, MetricUnit.Count, count)])
 
 
 def _emit(dimensions: dict[str, str], values: list[tuple[str, MetricUnit, float]]) -> None:

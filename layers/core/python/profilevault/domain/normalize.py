@@ -304,10 +304,6 @@ def normalize_country(value: str) -> str:
     return _COUNTRY_NAMES.get(text.casefold(), text)
 
 
-def is_alpha2(value: str) -> bool:
-    return value in _ALPHA2
-
-
 # --- per attribute -----------------------------------------------------------------------------------
 
 _BY_ATTRIBUTE = {

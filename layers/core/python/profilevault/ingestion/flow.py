@@ -13,15 +13,19 @@ from urllib.parse import unquote_plus
 from pydantic import ValidationError
 
 from profilevault import observability
+from profilevault.domain.ingestions import Ingestion
 from profilevault.domain.sources import SourceSpec
 from profilevault.errors import Conflict, IngestionRejected, KeyUnavailable
+from profilevault.ingestion import snapshots
 from profilevault.ingestion.mapping import MappedRecord, map_row
 from profilevault.ingestion.readers import RowRejection, check_encoding, encoding_for, iter_rows
 from profilevault.keys import crypto, vault
 from profilevault.keys.keyring import TenantKeyring
 from profilevault.observability import capture_method, logger
 from profilevault.profiles import runs
-from profilevault.storage import objects, store
+from profilevault.storage import objects
+from profilevault.storage.records import StoredRef
+from profilevault.storage.sealed import SealedRecord
 from profilevault.wiring import Deps
 
 WRITE_BATCH = 500
@@ -74,117 +78,233 @@ def parse_drop_key(key: str) -> Drop:
 
 
 @capture_method
-def ingest_landing_object(deps: Deps, obj: LandingObject) -> dict:
-    """Ingests one landing file; returns the ingestion as the API shows it.
+def ingest_landing_object(deps: Deps, obj: LandingObject) -> Ingestion:
+    """Ingests one landing file; returns the ingestion as stored.
     Raises KeyUnavailable (and other infrastructure errors) so the queue delivers the file again later."""
-    source_guess = obj.key.split("/")[1] if obj.key.count("/") >= 2 else ""
-    ingestion = store.create_ingestion(deps.dynamodb, deps.tables, deps.tenant, {
-        "id": obj.ingestion_id, "source": source_guess, "file": obj.key, "status": "processing",
-        "rows_read": 0, "rows_stored": 0, "rows_rejected": 0, "warnings": 0, "attempts": 0,
-        "started_at": deps.now()})
-    if ingestion["status"] != "processing":
+    ingestion = _start_ingestion(deps, obj)
+    if ingestion.status != "processing":
         logger.info("ingestion already finished", extra={"ingestion_id": obj.ingestion_id,
-                                                          "status": ingestion["status"]})
-        if ingestion["status"] == "completed":
+                                                          "status": ingestion.status})
+        if ingestion.status == "completed":
             _remove_from_landing(deps, obj)  # in case the first delivery stopped right after completing
         return ingestion
-    store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id,
-                           {"attempts": ingestion.get("attempts", 0) + 1}, expect_status="processing")
+    deps.ingestions.update(obj.ingestion_id, expect_status="processing", attempts=ingestion.attempts + 1)
     try:
         result = _ingest(deps, obj)
+        if result["kind"] == "full":
+            result.update(snapshots.decide(Ingestion.model_validate({**ingestion.model_dump(), **result}),
+                                           snapshots.completed_snapshots(deps, result["source"]),
+                                           deps.min_snapshot_share))
     except IngestionRejected as rejected:
         logger.warning("file rejected", extra={"ingestion_id": obj.ingestion_id, "reason": rejected.detail})
-        return _finish(deps, obj, {"status": "failed", "reason": rejected.detail})
+        return _finish(deps, obj, status="failed", reason=rejected.detail)
+    except FinishedElsewhere:
+        logger.info("ingestion was finished by another delivery", extra={"ingestion_id": obj.ingestion_id})
+        return deps.ingestions.get(obj.ingestion_id)
     except KeyUnavailable as unavailable:
         logger.error("tenant key unavailable; the file stays for a retry",
                      extra={"ingestion_id": obj.ingestion_id})
         observability.key_unavailable("ingestion")
-        store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id,
-                               {"last_error": unavailable.detail})
+        deps.ingestions.update(obj.ingestion_id, last_error=unavailable.detail)
         raise
     except Exception as error:
-        store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id,
-                               {"last_error": f"{type(error).__name__}; will retry"})
+        # The type only: an exception's message may quote the data it choked on.
+        logger.error("ingestion failed; the queue will deliver the file again",
+                     extra={"ingestion_id": obj.ingestion_id, "error": type(error).__name__,
+                            "attempt": ingestion.attempts + 1})
+        deps.ingestions.update(obj.ingestion_id, last_error=f"{type(error).__name__}; will retry")
         raise
-    finished = _finish(deps, obj, {"status": "completed", **result})
+    if result.get("snapshot") == snapshots.HELD:
+        logger.warning("full snapshot held: a refresh will not apply it until an admin does",
+                       extra={"ingestion_id": obj.ingestion_id, "reason": result["snapshot_reason"]})
+    finished = _finish(deps, obj, status="completed", **result)
     _remove_from_landing(deps, obj)
-    if finished["rows_stored"]:
+    if finished.rows_stored:
         runs.queue_run_after_ingestion(deps, obj.ingestion_id)
     return finished
 
 
-def _finish(deps: Deps, obj: LandingObject, changes: dict) -> dict:
+def mark_given_up(deps: Deps, obj: LandingObject) -> Ingestion:
+    """The ingest queue gave up on the file's message (its redrive policy moved it to the dead-letter queue): the
+    ingestion ends `failed` with the last error its tries recorded. The file stays in landing until the lifecycle
+    rule expires it; uploading it again starts a new ingestion."""
+    ingestion = _start_ingestion(deps, obj)
+    if ingestion.status != "processing":
+        return ingestion  # it finished after all (the message was given up after its last try succeeded)
+    last_error = (ingestion.last_error or "none recorded (a try ended before it could record one, "
+                  "such as a timeout)").removesuffix("; will retry")
+    reason = (f"given up after {ingestion.attempts} tries; last error: {last_error} "
+              "(upload the file again once the cause is fixed)")
+    logger.error("ingestion given up by the ingest queue", extra={"ingestion_id": obj.ingestion_id,
+                                                                  "attempts": ingestion.attempts})
+    return _finish(deps, obj, status="failed", reason=reason)
+
+
+def _start_ingestion(deps: Deps, obj: LandingObject) -> Ingestion:
+    """The file's ingestion: created `processing`, or as it stands when a delivery already created it."""
+    return deps.ingestions.create(Ingestion(id=obj.ingestion_id, source=drop_source(obj), file=obj.key,
+                                            status="processing", started_at=deps.now()))
+
+
+def drop_source(obj: LandingObject) -> str:
+    """The source a landing key names (as far as it names one): what an ingestion is listed under."""
+    return obj.key.split("/")[1] if obj.key.count("/") >= 2 else ""
+
+
+def _finish(deps: Deps, obj: LandingObject, **changes: object) -> Ingestion:
     try:
-        store.update_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id,
-                               {**changes, "finished_at": deps.now(), "last_error": None},
-                               expect_status="processing")
+        deps.ingestions.update(obj.ingestion_id, expect_status="processing", **changes, finished_at=deps.now(),
+                               last_error=None)
     except Conflict:
         logger.info("ingestion was finished by another delivery", extra={"ingestion_id": obj.ingestion_id})
     else:
-        observability.ingestion_finished(changes["status"], changes)
-    return store.get_ingestion(deps.dynamodb, deps.tables, deps.tenant, obj.ingestion_id)
+        observability.ingestion_finished(str(changes["status"]), changes)
+    return deps.ingestions.get(obj.ingestion_id)
 
 
 def _ingest(deps: Deps, obj: LandingObject) -> dict:
     drop = parse_drop_key(obj.key)
-    source = store.get_source(deps.dynamodb, deps.tables, deps.tenant, drop.source)
-    if source is None:
-        raise IngestionRejected(f"source {drop.source!r} is not registered: PUT /v1/sources/{drop.source} first")
     try:
-        spec = SourceSpec.model_validate({k: source[k] for k in SourceSpec.model_fields if k in source})
+        source = deps.sources.get(drop.source)
     except ValidationError as invalid:  # registered before a check that now refuses it (e.g. its CSV delimiter)
         fields = sorted({".".join(str(p) for p in e["loc"]) for e in invalid.errors()})
         raise IngestionRejected(f"source {drop.source!r} is registered with settings that are no longer accepted "
                                 f"({', '.join(fields)}): PUT /v1/sources/{drop.source} again") from None
+    if source is None:
+        raise IngestionRejected(f"source {drop.source!r} is not registered: PUT /v1/sources/{drop.source} first")
+    spec: SourceSpec = source
     check_encoding(_open(deps, obj), encoding_for(spec))
-    report = RejectionReport(deps, obj.ingestion_id)
-    counts: Counter = Counter()
-    warning_reasons: Counter = Counter()
-    batch: list = []
-
-    def flush() -> None:
-        if drop.operation == "deletes":
-            tokens = [vault.record_token(deps.keyring, drop.source, m.record_id) for m in batch]
-            counts["rows_deleted"] += store.delete_records(deps.dynamodb, deps.tables, deps.tenant, drop.source,
-                                                           tokens)
-        else:
-            stamp = deps.now()
-            sealed = [vault.seal_record(deps.keyring, deps.tenant, drop.source, m.record_id, m.attributes,
-                                        [{"attribute": w.attribute, "reason": w.reason} for w in m.warnings],
-                                        obj.ingestion_id, stamp) for m in batch]
-            counts["rows_new"] += store.write_records(deps.dynamodb, deps.tables, deps.tenant, drop.source, sealed)
-        counts["rows_stored"] += len(batch)
-        batch.clear()
-
+    tally = _Tally(deps, obj.ingestion_id, drop)
     for row in iter_rows(_open(deps, obj), spec):
-        counts["rows_read"] += 1
         mapped = row if isinstance(row, RowRejection) else map_row(row, spec)
         if isinstance(mapped, RowRejection):
-            report.add(mapped)
-            continue
-        assert isinstance(mapped, MappedRecord)
-        for warning in mapped.warnings:
-            warning_reasons[f"{warning.attribute}: {warning.reason}"] += 1
-        if not mapped.attributes and drop.operation == "upserts":
-            # Stored (the key is valid), but most likely the file's columns are not the ones the source maps.
-            warning_reasons["row: none of the source's mapped columns has a value"] += 1
-        batch.append(mapped)
-        if len(batch) >= WRITE_BATCH:
-            flush()
-    if batch:
-        flush()
-    result = {"source": drop.source, "kind": drop.kind, "operation": drop.operation,
-              "rows_read": counts["rows_read"], "rows_stored": counts["rows_stored"],
-              "rows_rejected": report.count, "warnings": sum(warning_reasons.values()),
-              "warning_reasons": json.dumps(dict(warning_reasons), sort_keys=True)}
-    if drop.operation == "deletes":
-        result["rows_deleted"] = counts["rows_deleted"]
-    else:
-        result["rows_new"] = counts["rows_new"]
-    result.update(report.save())
+            tally.reject(mapped)
+        else:
+            tally.add(mapped)
+    tally.flush()
+    result = tally.result()
     logger.info("file ingested", extra={"ingestion_id": obj.ingestion_id, **{k: v for k, v in result.items()
                                                                             if isinstance(v, int)}})
     return result
+
+
+class FinishedElsewhere(Exception):
+    """Another delivery of the same file finished its ingestion while this one was reading."""
+
+
+class _Tally:
+    """Rows on their way to the tables, a batch at a time, and what the ingestion reports of them: counts (shown
+    while the file is read: `rows_read` grows batch by batch), warnings, rejections, rows that repeat an earlier
+    row's key, records a full snapshot keeps through the keys of its rejected rows."""
+
+    MAX_LISTED = 100  # row numbers listed per kind (the counts stay exact)
+
+    def __init__(self, deps: Deps, ingestion_id: str, drop: Drop):
+        self.deps, self.ingestion_id, self.drop = deps, ingestion_id, drop
+        self.report = RejectionReport(deps, ingestion_id)
+        self.counts: Counter = Counter()
+        self.warning_reasons: Counter = Counter()
+        self.batch: list[MappedRecord] = []
+        self.kept_ids: list[str] = []
+        self.spans: list[dict] = []  # rejections that took several rows
+        self.duplicates: list[list[int]] = []  # [earlier row, later row] with the same primary key
+        self.reported = 0
+
+    def add(self, mapped: MappedRecord) -> None:
+        self.counts["rows_read"] += 1
+        for warning in mapped.warnings:
+            self.warning_reasons[f"{warning.attribute}: {warning.reason}"] += 1
+        if not mapped.attributes and self.drop.operation == "upserts":
+            # Stored (the key is valid), but most likely the file's columns are not the ones the source maps.
+            self.warning_reasons["row: none of the source's mapped columns has a value"] += 1
+        self.batch.append(mapped)
+        if len(self.batch) >= WRITE_BATCH:
+            self.flush()
+
+    def reject(self, rejection: RowRejection) -> None:
+        self.counts["rows_read"] += rejection.rows
+        self.counts["rows_rejected"] += rejection.rows
+        self.report.add(rejection)
+        if rejection.rows > 1 and len(self.spans) < self.MAX_LISTED:
+            self.spans.append({"rows": [rejection.row_number, rejection.last_row_number],
+                               "reason": rejection.reason})
+        if self.drop.kind == "full":
+            self.kept_ids += rejection.keys
+        if self.counts["rows_read"] - self.reported >= WRITE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Writes (or deletes) the batch, keeps what rejected rows named, and shows how far the file got."""
+        source, deps = self.drop.source, self.deps
+        if self.batch and self.drop.operation == "deletes":
+            tokens = [vault.record_token(deps.keyring, source, m.record_id) for m in self.batch]
+            self.counts["rows_deleted"] += deps.records.delete(source, tokens)
+        elif self.batch:
+            stamp = deps.now()
+            sealed = [_seal(deps, source, m, self.ingestion_id, stamp) for m in self.batch]
+            put = deps.records.put_sealed(source, sealed)
+            self.counts["rows_new"] += put.new
+            self._note_duplicates([m.row_number for m in self.batch], [s.token for s in sealed], put.before)
+        self.counts["rows_stored"] += len(self.batch)
+        self.batch.clear()
+        if self.kept_ids:
+            tokens = [vault.record_token(deps.keyring, source, record_id) for record_id in self.kept_ids]
+            self.counts["records_kept"] += deps.records.keep(source, tokens, deps.now())
+            self.kept_ids.clear()
+        if self.counts["rows_read"] > self.reported:
+            self.reported = self.counts["rows_read"]
+            try:
+                deps.ingestions.update(self.ingestion_id, expect_status="processing",
+                                       rows_read=self.counts["rows_read"], rows_stored=self.counts["rows_stored"],
+                                       rows_rejected=self.counts["rows_rejected"])
+            except Conflict as finished:
+                raise FinishedElsewhere from finished
+
+    def _note_duplicates(self, rows: list[int], tokens: list[str], before: dict[str, StoredRef]) -> None:
+        """A row whose key an earlier row of the same file already had: the later row wins, and the ingestion says
+        which rows (row numbers only). Earlier rows are found in this batch or, through what the records they wrote
+        said before this batch was written (`before`), in the table; a record that a later row wrote in an earlier
+        try of this ingestion is not an earlier row."""
+        in_batch: dict[str, int] = {}
+        for row, token in zip(rows, tokens, strict=True):
+            earlier = in_batch.get(token)
+            stored = before.get(token)
+            if earlier is None and stored is not None and stored.ingestion_id == self.ingestion_id:
+                earlier = stored.row_number if stored.row_number is not None and stored.row_number < row else None
+            if earlier is not None:
+                self.warning_reasons[DUPLICATE_KEY] += 1
+                if len(self.duplicates) < self.MAX_LISTED:
+                    self.duplicates.append([earlier, row])
+            in_batch[token] = row
+
+    def result(self) -> dict:
+        counts = self.counts
+        result = {"source": self.drop.source, "kind": self.drop.kind, "operation": self.drop.operation,
+                  "rows_read": counts["rows_read"], "rows_stored": counts["rows_stored"],
+                  "rows_rejected": counts["rows_rejected"], "warnings": sum(self.warning_reasons.values()),
+                  "warning_reasons": dict(self.warning_reasons)}
+        if self.drop.operation == "deletes":
+            result["rows_deleted"] = counts["rows_deleted"]
+        else:
+            result["rows_new"] = counts["rows_new"]
+        if self.drop.kind == "full":
+            result["records_kept"] = counts["records_kept"]
+        if self.spans:
+            result["multi_row_rejections"] = self.spans
+        if self.duplicates:
+            result["duplicate_key_rows"] = self.duplicates
+        result.update(self.report.save())
+        return result
+
+
+DUPLICATE_KEY = "row: same primary key as an earlier row of the file (the later row wins)"
+
+
+def _seal(deps: Deps, source: str, mapped: MappedRecord, ingestion_id: str, stamp: str) -> SealedRecord:
+    token = vault.record_token(deps.keyring, source, mapped.record_id)
+    return vault.seal_record(deps.keyring, deps.records.address(source, token), token, mapped.record_id,
+                             mapped.attributes, [{"attribute": w.attribute, "reason": w.reason}
+                                                 for w in mapped.warnings], ingestion_id, stamp, mapped.row_number)
 
 
 def _open(deps: Deps, obj: LandingObject):
@@ -214,14 +334,17 @@ class RejectionReport:
         if self._key is None:
             self._key = crypto.new_data_key()
         self.count += 1
-        line = json.dumps({"row_number": rejection.row_number, "reason": rejection.reason, "raw": rejection.raw},
-                          ensure_ascii=False).encode()
+        entry = {"row_number": rejection.row_number, "reason": rejection.reason, "raw": rejection.raw}
+        if rejection.rows > 1:
+            entry["last_row_number"] = rejection.last_row_number
+        line = json.dumps(entry, ensure_ascii=False).encode()
         sealed = crypto.seal(self._key, line, line_aad(self.ingestion_id, self.count))
         self._file.write(base64.b64encode(sealed) + b"\n")
 
     def save(self) -> dict:
         if not self.count:
             return {}
+        assert self._key is not None  # made with the first rejected row
         self._file.seek(0)
         objects.put_report(self.deps.s3, self.deps.vault_bucket, self.object_key, self._file)
         wrapped = self.deps.keyring.wrap_record_key(self._key, report_key_aad(self.ingestion_id))
@@ -236,11 +359,11 @@ def report_key_aad(ingestion_id: str) -> bytes:
     return crypto.item_aad("rejections", ingestion_id, "-", "report_key")
 
 
-def read_rejection_report(s3, keyring: TenantKeyring, vault_bucket: str, ingestion: dict) -> list[dict]:
+def read_rejection_report(s3, keyring: TenantKeyring, vault_bucket: str, ingestion: Ingestion) -> list[dict]:
     """Opens the report of an ingestion (for the admin API)."""
-    if not ingestion.get("rejection_report"):
+    if not ingestion.rejection_report or not ingestion.report_key:
         return []
-    key = keyring.unwrap_record_key(ingestion["report_key"], report_key_aad(ingestion["id"]))
-    body = objects.open_report(s3, vault_bucket, ingestion["rejection_report"])
-    return [json.loads(crypto.open_sealed(key, base64.b64decode(line), line_aad(ingestion["id"], number)))
+    key = keyring.unwrap_record_key(ingestion.report_key, report_key_aad(ingestion.id))
+    body = objects.open_report(s3, vault_bucket, ingestion.rejection_report)
+    return [json.loads(crypto.open_sealed(key, base64.b64decode(line), line_aad(ingestion.id, number)))
             for number, line in enumerate(body.iter_lines(), start=1) if line]

@@ -13,7 +13,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from profilevault.domain.sources import SourceSpec
 from profilevault.errors import IngestionRejected
@@ -36,11 +36,22 @@ class RawRow:
 @dataclass(frozen=True, slots=True)
 class RowRejection:
     """A row that cannot become a record. `raw` is the original text: personal data, to be encrypted
-    by the caller and never logged. `reason` never contains values."""
+    by the caller and never logged. `reason` never contains values.
+
+    A malformed quote can make the CSV reader take several lines as one record: such a rejection spans the
+    rows `row_number`..`last_row_number` (one row per line it took), and later rows are numbered after it.
+    `keys` are the primary-key values that could still be read from the rejected text (at the key column's
+    position, line by line): a rejected row is not a row the source removed, so these records are kept."""
 
     row_number: int
     reason: str
     raw: str
+    last_row_number: int = 0  # 0: the rejection is the one row `row_number`
+    keys: tuple[str, ...] = ()
+
+    @property
+    def rows(self) -> int:
+        return max(self.last_row_number, self.row_number) - self.row_number + 1
 
 
 def encoding_for(spec: SourceSpec) -> str:
@@ -70,9 +81,19 @@ def check_encoding(stream: BinaryIO, encoding: str, chunk_size: int = 1 << 20) -
             # `from None`: the decode error holds the raw bytes, which may be personal data.
             raise IngestionRejected(
                 f"file is not valid {encoding} (byte offset {total - pending + exc.start})") from None
+        except UnicodeError as exc:
+            raise _not_valid(encoding, exc) from None
         if final:
             return total
         total += len(chunk)
+
+
+def _not_valid(encoding: str, error: UnicodeError) -> IngestionRejected:
+    """A plain UnicodeError (not a decode error) comes from a codec's own checks, such as UTF-16 or UTF-32 without
+    a byte-order mark; its message names the check, never the data."""
+    if isinstance(error, UnicodeDecodeError):
+        return IngestionRejected(f"file is not valid {encoding}")
+    return IngestionRejected(f"file is not valid {encoding}: {str(error)[:120]}")
 
 
 def iter_rows(stream: BinaryIO, spec: SourceSpec) -> Iterator[RawRow | RowRejection]:
@@ -99,8 +120,8 @@ def iter_rows(stream: BinaryIO, spec: SourceSpec) -> Iterator[RawRow | RowReject
             yield from _csv_rows(lines, spec, source)
         else:
             yield from _jsonl_rows(lines, spec)
-    except UnicodeDecodeError:
-        raise IngestionRejected(f"file is not valid {encoding}") from None
+    except UnicodeError as exc:
+        raise _not_valid(encoding, exc) from None
 
 
 class _ByteSource(io.RawIOBase):
@@ -137,13 +158,14 @@ class _Lines:
     csv.reader simply resets and carries on with the next line.
     """
 
-    __slots__ = ("_readline", "record", "record_chars", "oversized_raw")
+    __slots__ = ("_readline", "record", "record_chars", "oversized_raw", "oversized_lines")
 
     def __init__(self, text: io.TextIOWrapper):
         self._readline = text.readline
         self.record: list[str] = []
         self.record_chars = 0
         self.oversized_raw = ""
+        self.oversized_lines = 0
 
     def __iter__(self):
         return self
@@ -155,6 +177,7 @@ class _Lines:
         self.record_chars += len(line)
         if self.record_chars > MAX_ROW_CHARS:
             self.oversized_raw = ("".join(self.record) + line[:OVERSIZED_RAW_KEPT_CHARS])[:OVERSIZED_RAW_KEPT_CHARS]
+            self.oversized_lines = len(self.record) + 1
             while line and line[-1] not in "\r\n":  # skip the rest of the physical line
                 line = self._readline(MAX_ROW_CHARS)
             self.reset()
@@ -166,10 +189,11 @@ class _Lines:
         self.record = []
         self.record_chars = 0
 
-    def take_record(self) -> str:
-        raw = "".join(self.record)
+    def take_record(self) -> tuple[str, int]:
+        """The text of the record being parsed and the number of lines it took."""
+        raw, lines = "".join(self.record), len(self.record)
         self.reset()
-        return raw.rstrip("\r\n")
+        return raw.rstrip("\r\n"), lines
 
 
 _TOO_LONG = f"row is longer than {MAX_ROW_CHARS} characters"
@@ -179,32 +203,59 @@ def _csv_rows(lines: _Lines, spec: SourceSpec, source: _ByteSource) -> Iterator[
     reader = csv.reader(lines, delimiter=spec.csv.delimiter, strict=True)
     columns = _csv_header(reader, lines, spec, source)
     key = spec.primary_key
+    key_column = columns.index(key)
     wanted = tuple((i, name) for i, name in enumerate(columns) if name in spec.fields or name == key)
     expected = len(columns)
     row_number = 0
+
+    def rejection(reason: str, raw: str, line_count: int, parsed: list[str] | None = None) -> RowRejection:
+        nonlocal row_number
+        first, row_number = row_number + 1, row_number + max(1, line_count)
+        keys = _key_at(parsed, key_column) if parsed is not None and line_count == 1 else _keys_by_line(
+            raw, spec.csv.delimiter, key_column, complete_only=reason == _TOO_LONG)
+        return RowRejection(first, reason, raw, row_number if row_number > first else 0, keys)
+
     while True:
         try:
             row = next(reader)
         except StopIteration:
             return
         except _RowTooLong:
-            row_number += 1
-            yield RowRejection(row_number, _TOO_LONG, lines.oversized_raw)
+            yield rejection(_TOO_LONG, lines.oversized_raw, lines.oversized_lines)
             continue
         except csv.Error as exc:  # messages name the problem, never the data
-            row_number += 1
-            yield RowRejection(row_number, f"malformed CSV: {exc}", lines.take_record())
+            yield rejection(f"malformed CSV: {exc}", *lines.take_record())
             continue
         if len(row) != expected:
             if not row or (len(row) == 1 and not row[0].strip()):
                 lines.reset()  # blank line
                 continue
-            row_number += 1
-            yield RowRejection(row_number, f"expected {expected} columns, found {len(row)}", lines.take_record())
+            yield rejection(f"expected {expected} columns, found {len(row)}", *lines.take_record(), parsed=row)
             continue
         lines.reset()
         row_number += 1
         yield RawRow(row_number, {name: row[i] for i, name in wanted})
+
+
+def _key_at(fields: list[str], column: int) -> tuple[str, ...]:
+    value = fields[column].strip() if column < len(fields) else ""
+    return (value,) if value else ()
+
+
+def _keys_by_line(raw: str, delimiter: str, column: int, complete_only: bool = False) -> tuple[str, ...]:
+    """The key column of each line of a rejected record, each line read as a row of its own (leniently: a
+    stray quote spoils only its own line). `complete_only`: the text was cut short, so its last field is not
+    trusted."""
+    keys: list[str] = []
+    for line in raw.splitlines():
+        try:
+            fields = next(csv.reader([line], delimiter=delimiter), [])
+        except csv.Error:
+            continue
+        if complete_only and column >= len(fields) - 1:
+            continue
+        keys += _key_at(fields, column)
+    return tuple(dict.fromkeys(keys))
 
 
 def _csv_header(reader, lines: _Lines, spec: SourceSpec, source: _ByteSource) -> list[str]:
@@ -263,7 +314,7 @@ def _jsonl_rows(lines: _Lines, spec: SourceSpec) -> Iterator[RawRow | RowRejecti
         if line.isspace():
             continue
         seen_content = True
-        rejection = None
+        rejection, obj = None, None
         try:
             obj = _json.decode(line)
         except json.JSONDecodeError as exc:
@@ -280,7 +331,9 @@ def _jsonl_rows(lines: _Lines, spec: SourceSpec) -> Iterator[RawRow | RowRejecti
             else:
                 values, rejection = _scalar_values(obj, wanted)
         if rejection is not None:
-            yield RowRejection(line_number, rejection, line.rstrip("\r\n"))
+            key = obj.get(spec.primary_key) if type(obj) is dict else None
+            key = str(key).strip() if type(key) in (str, int) else ""
+            yield RowRejection(line_number, rejection, line.rstrip("\r\n"), keys=(key,) if key else ())
         else:
             yield RawRow(line_number, values)
     if not seen_content:
@@ -290,7 +343,7 @@ def _jsonl_rows(lines: _Lines, spec: SourceSpec) -> Iterator[RawRow | RowRejecti
 def _scalar_values(obj: dict, wanted: tuple[str, ...]) -> tuple[dict[str, str], str | None]:
     values: dict[str, str] = {}
     for name in wanted:
-        value = obj.get(name)
+        value: Any = obj.get(name)
         kind = type(value)
         if kind is str:
             values[name] = value

@@ -1,14 +1,14 @@
 """Tenant keyring: the tenant's data key and blind-index key, wrapped by the tenant's KMS key (BYOK).
 
-Store: one ControlTable item per tenant, pk=TENANT#<tenant_id>, sk=KEYRING, holding only KMS-wrapped key
-material plus the CMK ARN and a version. Unwrapped keys live in memory for `cache_seconds`, so KMS calls
+Stored by `storage.keyring.KeyringRepository`: one control item per tenant holding only KMS-wrapped key material
+plus the CMK ARN and a version. Unwrapped keys live in memory for `cache_seconds`, so KMS calls
 stay at a few per container per tenant per cache period, whatever the number of records.
 
 Switching the CMK (use_kms_key) re-wraps the same two keys under the new CMK: record keys, ciphertexts and
 blind indexes stay valid, nothing is re-encrypted, and the old CMK is no longer needed afterwards.
 
 A KMS refusal (disabled, pending deletion, access revoked, wrong key) becomes KeyUnavailable naming the
-key ARN and the KMS reason code. Nothing is deleted and nothing falls back to plaintext.
+key ARN and the KMS reason code (`storage.kms`). Nothing is deleted and nothing falls back to plaintext.
 """
 
 from __future__ import annotations
@@ -20,33 +20,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from profilevault.errors import Conflict, InvalidInput, KeyUnavailable
+from profilevault.errors import InvalidInput, KeyUnavailable
 from profilevault.keys import crypto
 from profilevault.observability import logger
-
-KEYRING_SK = "KEYRING"
-PURPOSE_DATA = "data"
-PURPOSE_INDEX = "index"
-PURPOSE_KEY_CHECK = "key-check"
+from profilevault.storage.keyring import KeyringRepository, StoredKeyring
+from profilevault.storage.kms import PURPOSE_DATA, PURPOSE_INDEX, TenantKms
 
 # A key ARN (not an alias): the tenant pins one key; an alias could be repointed behind our back.
 _KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,128}$")
-
-# KMS error codes meaning "this key cannot be used for this tenant right now" and what they mean.
-_KEY_UNAVAILABLE_REASONS = {
-    "DisabledException": "the key is disabled",
-    "KMSInvalidStateException": "the key is not in a usable state (for example pending deletion)",
-    "AccessDeniedException": "access to the key is denied",
-    "NotFoundException": "the key does not exist or is not visible to ProfileVault",
-    "KeyUnavailableException": "the key (or its external key store) is unavailable",
-    "InvalidCiphertextException": "the wrapped tenant keys do not open under this key (wrong key or context)",
-    "IncorrectKeyException": "the wrapped tenant keys were made with a different key",
-    "InvalidKeyUsageException": "the key cannot be used for encryption",
-}
-
 
 @dataclass(frozen=True)
 class _UnwrappedKeys:
@@ -62,28 +45,30 @@ def _now_iso() -> str:
 
 
 class TenantKeyring:
-    """One per tenant per container; pass boto3 *clients* created once per container."""
+    """One per tenant per container; pass the KMS client created once per container."""
 
     def __init__(
         self,
         *,
         tenant_id: str,
         kms: Any,
-        dynamodb: Any,
-        control_table: str,
+        store: KeyringRepository,
         default_kms_key_arn: str,
         cache_seconds: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.tenant_id = tenant_id
-        self._kms_client = kms
-        self._dynamodb = dynamodb
-        self._table = control_table
+        self._kms = TenantKms(kms, tenant_id)
+        self._store = store
         self._default_kms_key_arn = default_kms_key_arn
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cached: _UnwrappedKeys | None = None
-        self.kms_calls = 0  # every KMS API call this instance made; benchmarks report it
+
+    @property
+    def kms_calls(self) -> int:
+        """Every KMS API call this instance made (benchmarks report it)."""
+        return self._kms.calls
 
     # ------------------------------------------------------------------ record keys and indexes
     def wrap_record_key(self, record_key: bytes, aad: bytes) -> bytes:
@@ -103,7 +88,7 @@ class TenantKeyring:
     # ------------------------------------------------------------------ administration
     def describe(self) -> dict:
         """Keyring metadata as stored (no key material); creates the keyring on first use."""
-        return _describe_item(self._current_item())
+        return _describe(self._current())
 
     def use_kms_key(self, kms_key_arn: str) -> dict:
         """BYOK switch: re-wrap the tenant data key and index key under `kms_key_arn` and bump the version.
@@ -116,40 +101,17 @@ class TenantKeyring:
             raise InvalidInput("kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key-id>)")
         self._check_key_usable(kms_key_arn)
 
-        item = self._current_item()
-        current_arn = item["kms_key_arn"]["S"]
-        if current_arn == kms_key_arn:
-            return _describe_item(item)  # already in use: idempotent, no version bump
+        stored = self._current()
+        if stored.kms_key_arn == kms_key_arn:
+            return _describe(stored)  # already in use: idempotent, no version bump
 
-        version = int(item["version"]["N"])
         rewrapped = {
-            purpose: self._re_encrypt(item[attribute]["B"], current_arn, kms_key_arn, purpose)
-            for purpose, attribute in ((PURPOSE_DATA, "wrapped_data_key"), (PURPOSE_INDEX, "wrapped_index_key"))
+            purpose: self._kms.re_encrypt(wrapped, stored.kms_key_arn, kms_key_arn, purpose)
+            for purpose, wrapped in ((PURPOSE_DATA, stored.wrapped_data_key),
+                                     (PURPOSE_INDEX, stored.wrapped_index_key))
         }
-        now = _now_iso()
-        try:
-            self._dynamodb.update_item(
-                TableName=self._table,
-                Key=self._item_key(),
-                UpdateExpression=(
-                    "SET kms_key_arn = :arn, wrapped_data_key = :wdk, wrapped_index_key = :wik, "
-                    "version = :next, updated_at = :now"
-                ),
-                # Optimistic lock: two concurrent switches must not interleave their wrapped keys.
-                ConditionExpression="version = :expected",
-                ExpressionAttributeValues={
-                    ":arn": {"S": kms_key_arn},
-                    ":wdk": {"B": rewrapped[PURPOSE_DATA]},
-                    ":wik": {"B": rewrapped[PURPOSE_INDEX]},
-                    ":next": {"N": str(version + 1)},
-                    ":now": {"S": now},
-                    ":expected": {"N": str(version)},
-                },
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise Conflict("the tenant keyring changed while switching keys; retry") from None
-            raise
+        version = stored.version
+        self._store.rewrap(kms_key_arn, rewrapped[PURPOSE_DATA], rewrapped[PURPOSE_INDEX], version, _now_iso())
         if self._cached is not None:
             # Same key material, new wrapping: keep the unwrapped keys, record the new version.
             self._cached = _UnwrappedKeys(
@@ -163,7 +125,7 @@ class TenantKeyring:
             "tenant keyring switched KMS key",
             extra={"tenant_id": self.tenant_id, "keyring_version": version + 1, "kms_key_arn": kms_key_arn},
         )
-        return _describe_item(self._read_item())
+        return _describe(self._read())
 
     # ------------------------------------------------------------------ cache and store
     def _keys(self) -> _UnwrappedKeys:
@@ -175,135 +137,64 @@ class TenantKeyring:
         return self._cached
 
     def _load(self) -> _UnwrappedKeys:
-        item = self._read_item()
-        if item is None:
-            item, plaintext = self._create_item()
+        stored = self._store.read()
+        if stored is None:
+            stored, plaintext = self._create()
             if plaintext is not None:
-                return self._remember(item, *plaintext)
+                return self._remember(stored, *plaintext)
         try:
-            return self._unwrap(item)
+            return self._unwrap(stored)
         except KeyUnavailable:
             # Another container may have switched the CMK between our read and the KMS call (the old key
             # may already be disabled): if the stored version moved, use the new wrapping.
-            fresh = self._read_item()
-            if fresh is None or fresh["version"]["N"] == item["version"]["N"]:
+            fresh = self._store.read()
+            if fresh is None or fresh.version == stored.version:
                 raise
             return self._unwrap(fresh)
 
-    def _unwrap(self, item: dict) -> _UnwrappedKeys:
-        kms_key_arn = item["kms_key_arn"]["S"]
-        data_key = self._kms_decrypt(item["wrapped_data_key"]["B"], kms_key_arn, PURPOSE_DATA)
-        index_key = self._kms_decrypt(item["wrapped_index_key"]["B"], kms_key_arn, PURPOSE_INDEX)
-        return self._remember(item, data_key, index_key)
+    def _unwrap(self, stored: StoredKeyring) -> _UnwrappedKeys:
+        data_key = self._kms.decrypt(stored.wrapped_data_key, stored.kms_key_arn, PURPOSE_DATA)
+        index_key = self._kms.decrypt(stored.wrapped_index_key, stored.kms_key_arn, PURPOSE_INDEX)
+        return self._remember(stored, data_key, index_key)
 
-    def _remember(self, item: dict, data_key: bytes, index_key: bytes) -> _UnwrappedKeys:
+    def _remember(self, stored: StoredKeyring, data_key: bytes, index_key: bytes) -> _UnwrappedKeys:
         return _UnwrappedKeys(
-            version=int(item["version"]["N"]),
-            kms_key_arn=item["kms_key_arn"]["S"],
+            version=stored.version,
+            kms_key_arn=stored.kms_key_arn,
             data_aead=AESGCM(data_key),
             index_key=index_key,
             expires_at=self._clock() + self._cache_seconds,
         )
 
-    def _current_item(self) -> dict:
-        item = self._read_item()
-        if item is None:
+    def _read(self) -> StoredKeyring:
+        stored = self._store.read()
+        if stored is None:  # cannot happen after creation with consistent reads; fail loudly rather than loop
+            raise RuntimeError("the tenant keyring is missing")
+        return stored
+
+    def _current(self) -> StoredKeyring:
+        stored = self._store.read()
+        if stored is None:
             # Create it and cache the new keys now (no second KMS round trip to unwrap them later).
             self._cached = self._load()
-            item = self._read_item()
-        return item
+            stored = self._read()
+        return stored
 
-    def _item_key(self) -> dict:
-        return {"pk": {"S": f"TENANT#{self.tenant_id}"}, "sk": {"S": KEYRING_SK}}
-
-    def _read_item(self) -> dict | None:
-        response = self._dynamodb.get_item(TableName=self._table, Key=self._item_key(), ConsistentRead=True)
-        return response.get("Item")
-
-    def _create_item(self) -> tuple[dict, tuple[bytes, bytes] | None]:
-        """Create the keyring under the default CMK. Returns (item, (data_key, index_key)) when this call
-        created it, or (item, None) when another container won the race (its keys must be unwrapped)."""
+    def _create(self) -> tuple[StoredKeyring, tuple[bytes, bytes] | None]:
+        """Create the keyring under the default CMK. Returns (keyring, (data_key, index_key)) when this call
+        created it, or (keyring, None) when another container won the race (its keys must be unwrapped)."""
         kms_key_arn = self._default_kms_key_arn
-        data_key, wrapped_data_key = self._generate_data_key(kms_key_arn, PURPOSE_DATA)
-        index_key, wrapped_index_key = self._generate_data_key(kms_key_arn, PURPOSE_INDEX)
+        data_key, wrapped_data_key = self._kms.generate_data_key(kms_key_arn, PURPOSE_DATA)
+        index_key, wrapped_index_key = self._kms.generate_data_key(kms_key_arn, PURPOSE_INDEX)
         now = _now_iso()
-        item = {
-            **self._item_key(),
-            "kms_key_arn": {"S": kms_key_arn},
-            "wrapped_data_key": {"B": wrapped_data_key},
-            "wrapped_index_key": {"B": wrapped_index_key},
-            "version": {"N": "1"},
-            "created_at": {"S": now},
-            "updated_at": {"S": now},
-        }
-        try:
-            self._dynamodb.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            winner = self._read_item()
-            if winner is None:  # cannot happen with consistent reads; fail loudly rather than loop
-                raise
-            return winner, None
+        stored = StoredKeyring(kms_key_arn=kms_key_arn, wrapped_data_key=wrapped_data_key,
+                               wrapped_index_key=wrapped_index_key, version=1, created_at=now, updated_at=now)
+        if not self._store.create(stored):
+            return self._read(), None
         logger.info("tenant keyring created", extra={"tenant_id": self.tenant_id, "kms_key_arn": kms_key_arn})
-        return item, (data_key, index_key)
+        return stored, (data_key, index_key)
 
-    # ------------------------------------------------------------------ KMS calls (all error mapping here)
-    def _context(self, purpose: str) -> dict[str, str]:
-        return {"tenant": self.tenant_id, "purpose": purpose}
-
-    def _call_kms(self, operation: str, kms_key_arn: str, **kwargs: Any) -> dict:
-        self.kms_calls += 1
-        try:
-            return getattr(self._kms_client, operation)(**kwargs)
-        except ClientError as error:
-            code = error.response["Error"]["Code"]
-            reason = _KEY_UNAVAILABLE_REASONS.get(code)
-            if reason is None:
-                raise
-            logger.warning(
-                "tenant KMS key unavailable",
-                extra={"tenant_id": self.tenant_id, "kms_key_arn": kms_key_arn, "reason_code": code},
-            )
-            raise KeyUnavailable(
-                f"KMS key {kms_key_arn} cannot be used for tenant {self.tenant_id}: {reason} ({code}). "
-                "The tenant's data stays encrypted and nothing was deleted; restore access to the key and retry."
-            ) from None
-
-    def _kms_decrypt(self, wrapped: bytes, kms_key_arn: str, purpose: str) -> bytes:
-        response = self._call_kms(
-            "decrypt",
-            kms_key_arn,
-            CiphertextBlob=bytes(wrapped),
-            KeyId=kms_key_arn,
-            EncryptionContext=self._context(purpose),
-        )
-        return response["Plaintext"]
-
-    def _generate_data_key(self, kms_key_arn: str, purpose: str) -> tuple[bytes, bytes]:
-        response = self._call_kms(
-            "generate_data_key",
-            kms_key_arn,
-            KeyId=kms_key_arn,
-            KeySpec="AES_256",
-            EncryptionContext=self._context(purpose),
-        )
-        return response["Plaintext"], response["CiphertextBlob"]
-
-    def _re_encrypt(self, wrapped: bytes, source_arn: str, destination_arn: str, purpose: str) -> bytes:
-        # Errors name the source key: the destination was checked just before, so a failure here is
-        # almost always the current key (e.g. revoked before the switch).
-        response = self._call_kms(
-            "re_encrypt",
-            source_arn,
-            CiphertextBlob=bytes(wrapped),
-            SourceKeyId=source_arn,
-            SourceEncryptionContext=self._context(purpose),
-            DestinationKeyId=destination_arn,
-            DestinationEncryptionContext=self._context(purpose),
-        )
-        return response["CiphertextBlob"]
-
+    # ------------------------------------------------------------------ the new key's checks
     def _check_key_usable(self, kms_key_arn: str) -> None:
         """The key a tenant asks to switch to: a key that cannot be used is a problem with the request (422),
         not an outage of the key that protects the data (503)."""
@@ -315,7 +206,7 @@ class TenantKeyring:
                 "Nothing was changed.")) from None
 
     def _check_new_key(self, kms_key_arn: str) -> None:
-        metadata = self._call_kms("describe_key", kms_key_arn, KeyId=kms_key_arn)["KeyMetadata"]
+        metadata = self._kms.describe_key(kms_key_arn)
         state = metadata.get("KeyState")
         if state != "Enabled":
             raise KeyUnavailable(
@@ -326,19 +217,13 @@ class TenantKeyring:
         if usage != "ENCRYPT_DECRYPT" or metadata.get("KeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT":
             raise InvalidInput(f"KMS key {kms_key_arn} must be a symmetric encryption key (SYMMETRIC_DEFAULT)")
         # DescribeKey does not prove we may use the key (key policy / grants): a test Encrypt does.
-        self._call_kms(
-            "encrypt",
-            kms_key_arn,
-            KeyId=kms_key_arn,
-            Plaintext=b"profilevault key check",
-            EncryptionContext=self._context(PURPOSE_KEY_CHECK),
-        )
+        self._kms.encrypt_check(kms_key_arn)
 
 
-def _describe_item(item: dict) -> dict:
+def _describe(stored: StoredKeyring) -> dict:
     return {
-        "kms_key_arn": item["kms_key_arn"]["S"],
-        "version": int(item["version"]["N"]),
-        "created_at": item["created_at"]["S"],
-        "updated_at": item["updated_at"]["S"],
+        "kms_key_arn": stored.kms_key_arn,
+        "version": stored.version,
+        "created_at": stored.created_at,
+        "updated_at": stored.updated_at,
     }

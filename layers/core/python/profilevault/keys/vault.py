@@ -1,11 +1,14 @@
-"""Sealing and opening what we store: every document (a record, a profile, a rule set) gets its own random data
-key, wrapped by the tenant data key and kept in the keys table apart from the data; its AES-256-GCM ciphertext is
-bound to its table, item and attribute. Pure logic; the data-access modules write what this returns.
+"""Sealing and opening what we store: every document (a record, a profile, a rule set, the unification state) gets
+its own random data key, wrapped by the tenant data key and kept in the keys table apart from the data; its
+AES-256-GCM ciphertext is bound to where it is stored. Pure logic: a repository names the place (an `Address`)
+and stores the `SealedDocument` this returns (see `profilevault.storage.sealed`).
 
-Each sealing makes a new key with a new key ID (`kid`); the key item lives at `<sk>#K#<kid>` and the data item
-names its kid. So the key can be written first and the data second without a transaction: until the data item is
-replaced it still points at its old key, which is deleted only afterwards."""
+Each sealing makes a new key with a new key ID (`kid`), stored at the address's key address for that kid, so the
+key can be written first and the data second without a transaction: until the data item is replaced it still
+points at its old key, which is deleted only afterwards."""
 import os
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -13,31 +16,27 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from profilevault.domain.sources import INDEXED_ATTRIBUTES
 from profilevault.keys import crypto
 from profilevault.keys.keyring import TenantKeyring
-from profilevault.storage import store
-
-KEYS = "keys"
+from profilevault.storage.sealed import Address, IndexRef, SealedDocument, SealedRecord
 
 
-def seal_document(keyring: TenantKeyring, table: str, pk: str, sk: str, document: dict) -> tuple[dict, dict]:
-    """-> (attributes for the data item: pk, sk, fmt, payload; the key item for the keys table)."""
+def _aad(address: Address, attribute: str) -> bytes:
+    return crypto.item_aad(address.table, address.pk, address.sk, attribute)
+
+
+def seal(keyring: TenantKeyring, address: Address, document: Any) -> SealedDocument:
+    """A JSON-able document sealed under a new data key, bound to `address`."""
     data_key, kid = crypto.new_data_key(), os.urandom(6).hex()
-    plaintext = orjson.dumps(document)
     # A fresh key is used once: build its cipher directly rather than through the cache of reused keys.
-    payload = crypto.seal_with(AESGCM(data_key), plaintext, crypto.item_aad(table, pk, sk, "payload"))
-    item = {"pk": {"S": pk}, "sk": {"S": sk}, "fmt": {"N": str(crypto.FORMAT_VERSION)}, "kid": {"S": kid},
-            "payload": {"B": payload}}
-    ksk = store.key_sk(sk, kid)
-    key_item = {"pk": {"S": pk}, "sk": {"S": ksk},
-                "wrapped_key": {"B": keyring.wrap_record_key(data_key, crypto.item_aad(KEYS, pk, ksk, "wrapped_key"))}}
-    return item, key_item
+    payload = crypto.seal_with(AESGCM(data_key), orjson.dumps(document), _aad(address, "payload"))
+    wrapped = keyring.wrap_record_key(data_key, _aad(address.key_address(kid), "wrapped_key"))
+    return SealedDocument(address, kid, payload, wrapped)
 
 
-def open_document(keyring: TenantKeyring, table: str, item: dict, key_item: dict) -> dict:
+def open_document(keyring: TenantKeyring, sealed: SealedDocument) -> Any:
     """A payload moved to another item, or a key of another item, fails with DecryptionFailed."""
-    pk, sk = item["pk"]["S"], item["sk"]["S"]
-    ksk = store.key_sk(sk, item["kid"]["S"])
-    data_key = keyring.unwrap_record_key(key_item["wrapped_key"]["B"], crypto.item_aad(KEYS, pk, ksk, "wrapped_key"))
-    return orjson.loads(crypto.open_sealed(data_key, item["payload"]["B"], crypto.item_aad(table, pk, sk, "payload")))
+    address = sealed.address
+    data_key = keyring.unwrap_record_key(sealed.wrapped_key, _aad(address.key_address(sealed.kid), "wrapped_key"))
+    return orjson.loads(crypto.open_sealed(data_key, sealed.payload, _aad(address, "payload")))
 
 
 def record_token(keyring: TenantKeyring, source: str, record_id: str) -> str:
@@ -45,24 +44,32 @@ def record_token(keyring: TenantKeyring, source: str, record_id: str) -> str:
     return keyring.blind_index("record_id", f"{source}\x1f{record_id}")
 
 
-def index_refs(keyring: TenantKeyring, attributes: dict[str, str]) -> list[str]:
-    return [f"{a}#{keyring.blind_index(a, attributes[a])}" for a in INDEXED_ATTRIBUTES if attributes.get(a)]
+def index_refs(keyring: TenantKeyring, attributes: dict[str, str]) -> tuple[IndexRef, ...]:
+    return tuple(IndexRef(a, keyring.blind_index(a, attributes[a])) for a in INDEXED_ATTRIBUTES if attributes.get(a))
 
 
-def seal_record(keyring: TenantKeyring, tenant: str, source: str, record_id: str, attributes: dict[str, str],
-                warnings: list[dict], ingestion_id: str, ingested_at: str) -> store.SealedRecord:
-    token = record_token(keyring, source, record_id)
-    item, key_item = seal_document(keyring, store.RECORDS, store.records_pk(tenant, source), store.record_sk(token),
-                                   {"record_id": record_id, "attributes": attributes, "warnings": warnings})
-    refs = index_refs(keyring, attributes)
-    item["ingestion_id"] = {"S": ingestion_id}
-    item["ingested_at"] = {"S": ingested_at}
-    if refs:
-        item["index_refs"] = {"SS": refs}
-    return store.SealedRecord(token=token, record_item=item, key_item=key_item, index_refs=refs)
+def seal_record(keyring: TenantKeyring, address: Address, token: str, record_id: str, attributes: dict[str, str],
+                warnings: list[dict], ingestion_id: str, ingested_at: str,
+                row_number: int | None = None) -> SealedRecord:
+    """A record of a source, sealed at `address` (the records repository's address of its `token`); `row_number`:
+    the row of the ingestion's file it came from (stored beside it, for finding keys a file repeats)."""
+    document = seal(keyring, address, {"record_id": record_id, "attributes": attributes, "warnings": warnings})
+    return SealedRecord(token=token, document=document, ingestion_id=ingestion_id, ingested_at=ingested_at,
+                        index_refs=index_refs(keyring, attributes), row_number=row_number)
 
 
-def open_record(keyring: TenantKeyring, record_item: dict, key_item: dict) -> dict:
-    payload = open_document(keyring, store.RECORDS, record_item, key_item)
-    return {**payload, "ingestion_id": record_item["ingestion_id"]["S"],
-            "ingested_at": record_item["ingested_at"]["S"]}
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record opened: what its source said about one person, normalised."""
+
+    record_id: str
+    attributes: dict[str, str]
+    warnings: list[dict]
+    ingestion_id: str
+    ingested_at: str
+
+
+def open_record(keyring: TenantKeyring, sealed: SealedRecord) -> Record:
+    payload = open_document(keyring, sealed.document)
+    return Record(payload["record_id"], payload["attributes"], payload.get("warnings", []), sealed.ingestion_id,
+                  sealed.ingested_at)

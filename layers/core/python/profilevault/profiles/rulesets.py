@@ -1,23 +1,17 @@
 """The tenant's unification rule set, sealed like a record (its exceptions name record IDs)."""
-
-
 from profilevault.keys import vault
-from profilevault.storage import profile_store
-from profilevault.storage.profile_store import RULES
 from profilevault.unification.rules import DEFAULT_RULESET, RuleSet
-from profilevault.wiring import Deps, profile_tables
+from profilevault.wiring import Deps
 
 
 def get_ruleset(deps: Deps) -> RuleSet:
-    items = profile_store.get_rules_items(deps.dynamodb, profile_tables(deps), deps.tenant)
-    if items is None:
+    sealed = deps.rulesets.get()
+    if sealed is None:
         return DEFAULT_RULESET
-    return RuleSet.model_validate(vault.open_document(deps.keyring, RULES, *items)["ruleset"])
+    return RuleSet.model_validate(vault.open_document(deps.keyring, sealed)["ruleset"])
 
 
-def put_ruleset(deps: Deps, ruleset: RuleSet) -> dict:
-    key = profile_store.rules_key(deps.tenant)
+def put_ruleset(deps: Deps, ruleset: RuleSet) -> RuleSet:
     document = {"ruleset": ruleset.model_dump(mode="json"), "updated_at": deps.now()}
-    item, key_item = vault.seal_document(deps.keyring, RULES, key["pk"]["S"], key["sk"]["S"], document)
-    profile_store.replace_sealed(deps.dynamodb, profile_tables(deps), item, key_item)
-    return ruleset.model_dump(mode="json")
+    deps.rulesets.put(vault.seal(deps.keyring, deps.rulesets.address(), document))
+    return ruleset

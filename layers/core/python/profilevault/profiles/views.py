@@ -1,23 +1,85 @@
 """Reading profiles the way each role may: in full, masked, or not at all; search through the blind indexes;
 the suggestions of the last run."""
+from typing import Any
 
+from pydantic import BaseModel
 
+from profilevault.api import cursors
 from profilevault.api.access import PROFILE_FULL_VIEW, PROFILE_MASKED_VIEW, Role
 from profilevault.domain.normalize import normalize_attributes
+from profilevault.domain.shown import Shown
 from profilevault.errors import Forbidden, InvalidInput, NotFound
 from profilevault.keys import vault
 from profilevault.observability import capture_method
-from profilevault.storage import profile_store, store
-from profilevault.storage.profile_store import PROFILES
-from profilevault.wiring import Deps, profile_tables
+from profilevault.storage.sealed import IndexRef
+from profilevault.wiring import Deps
 
 SEARCHABLE = ("email", "phone", "customer_id")
 
 
-def list_suggestions(deps: Deps, limit: int, cursor: str | None) -> dict:
+class MemberView(BaseModel):
+    source: str
+    record_id: str  # masked for analysts
+
+
+class ProfileView(Shown):
+    id: str
+    attributes: dict[str, str]
+    previous_ids: list[str]  # profile IDs merged into this one
+    members: list[MemberView]
+    masked: bool | None = None  # true for analysts
+
+
+class ProfilePage(BaseModel):
+    items: list[ProfileView]
+    next_cursor: str | None
+
+
+class ProfileSearchResult(BaseModel):
+    items: list[ProfileView]
+
+
+class ConditionScore(BaseModel):
+    attribute: str
+    precision: str | int | float | None
+    score: float
+
+
+class Link(Shown):
+    """Which rule joined two members, and how similar each condition's values were."""
+
+    a: MemberView
+    b: MemberView
+    rule: str
+    conditions: list[ConditionScore]
+    swapped_names: bool | None = None  # first and last name matched crosswise
+
+
+class Explanation(BaseModel):
+    profile_id: str
+    members: list[MemberView]
+    links: list[Link]
+
+
+class SuggestionView(BaseModel):
+    profiles: list[str]  # two profile IDs
+    reason: str
+
+
+class SuggestionPage(BaseModel):
+    items: list[SuggestionView]
+    next_cursor: str | None
+
+
+def list_suggestions(deps: Deps, limit: int, cursor: str | None) -> SuggestionPage:
     """Possible matches the rules do not make (see unification.suggestions), from the last run."""
-    items, next_cursor = profile_store.page_suggestions(deps.dynamodb, profile_tables(deps), deps.tenant, limit, cursor)
-    return {"items": items, "next_cursor": next_cursor}
+    after = None
+    if cursor:
+        a, _, b = cursors.decode(cursor, cursors.PROFILE_PAIR).partition(":")
+        after = (a, b)
+    items, last = deps.profiles.page_suggestions(limit, after)
+    return SuggestionPage(items=[SuggestionView(profiles=list(s.profiles), reason=s.reason) for s in items],
+                          next_cursor=cursors.encode(":".join(last)) if last else None)
 
 
 def _view(role: Role) -> None:
@@ -25,7 +87,7 @@ def _view(role: Role) -> None:
         raise Forbidden(f"role {role.value!r} may not read profiles")
 
 
-def shown(profile: dict, role: Role) -> dict:
+def shown(profile: dict[str, Any], role: Role) -> dict[str, Any]:
     out = {k: profile[k] for k in ("id", "attributes", "previous_ids", "members")}
     if role in PROFILE_MASKED_VIEW:
         out["attributes"] = {k: mask(k, v) for k, v in profile["attributes"].items()}
@@ -52,29 +114,29 @@ def mask(attribute: str, value: str) -> str:
 
 
 @capture_method
-def list_profiles(deps: Deps, role: Role, limit: int, cursor: str | None) -> dict:
+def list_profiles(deps: Deps, role: Role, limit: int, cursor: str | None) -> ProfilePage:
     _view(role)
-    pairs, next_cursor = profile_store.page_profile_items(deps.dynamodb, profile_tables(deps), deps.tenant, limit,
-                                                          cursor)
-    return {"items": [shown(vault.open_document(deps.keyring, PROFILES, *p), role) for p in pairs],
-            "next_cursor": next_cursor}
+    after = cursors.decode(cursor, cursors.PROFILE) if cursor else None
+    sealed, last = deps.profiles.page(limit, after)
+    return ProfilePage.model_validate({"items": [shown(vault.open_document(deps.keyring, s), role) for s in sealed],
+                                       "next_cursor": cursors.encode(last) if last else None})
 
 
-def _open_profile(deps: Deps, profile_id: str) -> dict:
-    items = profile_store.get_profile_items(deps.dynamodb, profile_tables(deps), deps.tenant, profile_id)
-    if items is None:
+def _open_profile(deps: Deps, profile_id: str) -> dict[str, Any]:
+    sealed = deps.profiles.get(profile_id)
+    if sealed is None:
         raise NotFound(f"no profile {profile_id}")
-    return vault.open_document(deps.keyring, PROFILES, *items)
+    return vault.open_document(deps.keyring, sealed)
 
 
 @capture_method
-def get_profile(deps: Deps, role: Role, profile_id: str) -> dict:
+def get_profile(deps: Deps, role: Role, profile_id: str) -> ProfileView:
     _view(role)
-    return shown(_open_profile(deps, profile_id), role)
+    return ProfileView.model_validate(shown(_open_profile(deps, profile_id), role))
 
 
 @capture_method
-def explain_profile(deps: Deps, role: Role, profile_id: str) -> dict:
+def explain_profile(deps: Deps, role: Role, profile_id: str) -> Explanation:
     _view(role)
     profile = _open_profile(deps, profile_id)
     if role in PROFILE_MASKED_VIEW:
@@ -82,18 +144,18 @@ def explain_profile(deps: Deps, role: Role, profile_id: str) -> dict:
         for link in profile["links"]:
             for end in ("a", "b"):
                 link[end] = {**link[end], "record_id": hidden.get(link[end]["record_id"], "***")}
-    return {"profile_id": profile["id"], "members": shown(profile, role)["members"], "links": profile["links"]}
+    return Explanation.model_validate({"profile_id": profile["id"], "members": shown(profile, role)["members"],
+                                       "links": profile["links"]})
 
 
 @capture_method
-def search_profiles(deps: Deps, role: Role, query: dict[str, str]) -> dict:
+def search_profiles(deps: Deps, role: Role, query: dict[str, str]) -> ProfileSearchResult:
     """Finds profiles by identifier through the blind indexes: no plaintext index exists to search."""
     _view(role)
     (attribute, value), = query.items()
     normalised, warnings = normalize_attributes({attribute: value})  # exactly as ingestion stored it
     if attribute not in normalised:
         raise InvalidInput(f"{attribute}: {warnings[0].reason if warnings else 'empty'}")
-    ref = f"{attribute}#{deps.keyring.blind_index(attribute, normalised[attribute])}"
-    members = store.find_index_entries(deps.dynamodb, deps.tables, deps.tenant, ref)
-    profile_ids = profile_store.profile_ids_of_members(deps.dynamodb, profile_tables(deps), deps.tenant, members)
-    return {"items": [get_profile(deps, role, pid) for pid in profile_ids]}
+    members = deps.records.find(IndexRef(attribute, deps.keyring.blind_index(attribute, normalised[attribute])))
+    profile_ids = deps.profiles.profile_ids_of(members)
+    return ProfileSearchResult(items=[get_profile(deps, role, pid) for pid in profile_ids])

@@ -40,12 +40,13 @@ A run:
 import gc
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
 from operator import methodcaller
 from typing import Any
 
+from profilevault.unification.disjoint_sets import DisjointSets
 from profilevault.unification.matching import NAME_ATTRIBUTES, SELECTIVITY, SIMILARITY, attribute_type, blocking_keys
 from profilevault.unification.merge import merge_attributes
 from profilevault.unification.normalizers import DEFAULT_STEPS, make_normalizer
@@ -157,7 +158,8 @@ class _Columns:
                 normalize = self._normalizers[steps] = make_normalizer(steps)
             raw = self._raw_column(attribute)
             # A missing or empty value (before or after normalising) is None: it is absent from the table.
-            table = {value: normalize(value) or None for value in dict.fromkeys(raw) if value}
+            table: dict[str | None, str | None] = {value: normalize(value) or None
+                                                   for value in dict.fromkeys(raw) if value}
             self._columns[key] = list(map(table.get, raw))
         return self._columns[key]
 
@@ -167,8 +169,9 @@ class _Columns:
         key = (attribute, kind)
         if key not in self._keys:
             column = self.column(attribute, DEFAULT_STEPS[kind])
-            table = {value: tuple(sorted(blocking_keys(kind, value))) or None
-                     for value in dict.fromkeys(column) if value is not None}
+            table: dict[str | None, tuple[str, ...] | None] = {
+                value: tuple(sorted(blocking_keys(kind, value))) or None for value in dict.fromkeys(column)
+                if value is not None}
             self._keys[key] = list(map(table.get, column))
         return self._keys[key]
 
@@ -188,13 +191,13 @@ def _compile(rule: Rule, index: int, columns: _Columns) -> _CompiledRule:
     for cond in rule.conditions:
         kind = attribute_type(cond.attribute)
         steps = steps_of[cond.attribute]
-        other = ("last_name" if cond.attribute == "first_name" else "first_name") if cond.attribute in NAME_ATTRIBUTES \
-            else None
+        crosswise = ("last_name" if cond.attribute == "first_name" else "first_name") \
+            if cond.attribute in NAME_ATTRIBUTES else None
         compiled.append(_Condition(
             attribute=cond.attribute, kind=kind, exact=cond.is_exact,
             threshold=1.0 if cond.is_exact else float(cond.precision), precision=cond.precision,
             column=columns.column(cond.attribute, steps),
-            crossed=columns.column(other, steps) if swap and other else None,
+            crossed=columns.column(crosswise, steps) if swap and crosswise else None,
             similarity=SIMILARITY[kind]))
     compiled.sort(key=lambda c: (not c.exact, SELECTIVITY[c.kind]))
     swap_check = None
@@ -322,7 +325,7 @@ def _candidate_pairs(rule: _CompiledRule, columns: _Columns, n: int, limit: int,
 
 def _sub_blocked(members: list[int], key_columns: list[list[tuple[str, ...] | None]], limit: int,
                  counts: Counter) -> Iterator[tuple[int, int]]:
-    keys_of = []
+    keys_of: list[Collection[str]] = []
     for i in members:
         found = [keys for column in key_columns if (keys := column[i]) is not None]
         keys_of.append(found[0] if len(found) == 1 else set().union(*found))
@@ -334,8 +337,8 @@ def _sub_blocked(members: list[int], key_columns: list[list[tuple[str, ...] | No
                 yield i, j
         return
     sub: dict[str, list[int]] = defaultdict(list)
-    for i, keys in zip(members, keys_of, strict=True):
-        for key in keys:
+    for i, its_keys in zip(members, keys_of, strict=True):
+        for key in its_keys:
             sub[key].append(i)
     seen: set[tuple[int, int]] = set()
     for group in sub.values():
@@ -348,23 +351,13 @@ def _sub_blocked(members: list[int], key_columns: list[list[tuple[str, ...] | No
                 yield pair
 
 
-class _Clusters:
+class _Clusters(DisjointSets):
     """Union-find with never-match constraints kept per cluster root (only for the few constrained clusters)."""
 
     def __init__(self, n: int, never: dict[int, set[int]]):
-        self.parent = list(range(n))
-        self.size = [1] * n
+        super().__init__(n)
         self.forbidden: dict[int, set[int]] = {i: set(p) for i, p in never.items()}  # root -> records it refuses
         self.holds: dict[int, set[int]] = {i: {i} for i in never}  # root -> its constrained members
-
-    def find(self, i: int) -> int:
-        parent = self.parent
-        root = i
-        while parent[root] != root:
-            root = parent[root]
-        while parent[i] != root:
-            parent[i], i = root, parent[i]
-        return root
 
     def union(self, i: int, j: int) -> bool | None:
         """True if joined, None if already together, False if refused by a never-match pair."""
@@ -375,10 +368,7 @@ class _Clusters:
             fa, fb = self.forbidden.get(ra), self.forbidden.get(rb)
             if fa and not fa.isdisjoint(self.holds.get(rb, ())) or fb and not fb.isdisjoint(self.holds.get(ra, ())):
                 return False
-        if self.size[ra] < self.size[rb]:
-            ra, rb = rb, ra
-        self.parent[rb] = ra
-        self.size[ra] += self.size[rb]
+        ra, rb = self._link(ra, rb)
         for table in (self.forbidden, self.holds):
             moved = table.pop(rb, None)
             if moved:

@@ -18,8 +18,9 @@ User-selectable steps (the `normalize` list of a condition):
   for every other provider, where they are significant.
 - `name`: person names: German transliteration (ä->ae, ö->oe, ü->ue, ß->ss) then ASCII, lowercase, titles and
   salutations removed (Dr., Prof., Herr, Frau, Mr., Mrs., Ms., ...), punctuation removed, whitespace collapsed.
-- `date`: ISO yyyy-mm-dd from ISO, dd.mm.yyyy, dd/mm/yyyy (European day-first), yyyymmdd or an ISO timestamp; other
-  text is left trimmed.
+- `date`: ISO yyyy-mm-dd, read as ingestion reads dates (`domain.normalize.normalize_date`: ISO dates and
+  timestamps, yyyy/mm/dd, yyyymmdd, dd.mm.yyyy, dd-mm-yyyy, dd/mm/yyyy); text that is no possible date is left
+  trimmed.
 - `address`: streets: like `name` without titles, plus common abbreviations unified (Straße/Strasse/Str. -> str,
   Street/St. -> st, Avenue -> ave, Road -> rd, Platz -> pl), and a number glued to the street split off.
 
@@ -33,6 +34,8 @@ from collections.abc import Callable, Sequence
 
 from unidecode import unidecode
 
+from profilevault.domain.normalize import normalize_date
+
 CANONICAL_ORDER = ("phone", "email", "name", "date", "address", "numerals", "unicode_to_ascii", "lowercase", "symbols",
                    "whitespace")
 
@@ -44,9 +47,6 @@ _TITLES = frozenset({
 })
 _ORDINAL = re.compile(r"(?<=\d)(?:st|nd|rd|th|\.)(?=\s|$)", re.IGNORECASE)
 _NON_ALNUM = re.compile(r"[^0-9a-z ]+")
-_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ].*)?$")
-_DMY = re.compile(r"^(\d{1,2})[./-](\d{1,2})[./-](\d{4})$")
-_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _STREET_WORDS = (
     (re.compile(r"(?:strasse|str\b)"), "str "),
     (re.compile(r"\bstreet\b|\bst\b"), "st "),
@@ -118,15 +118,12 @@ def name(value: str) -> str:
 
 
 def date(value: str) -> str:
-    text = value.strip()
-    for pattern, order in ((_ISO, (0, 1, 2)), (_DMY, (2, 1, 0)), (_COMPACT, (0, 1, 2))):
-        match = pattern.match(text)
-        if match:
-            parts = match.groups()
-            year, month, day = (int(parts[i]) for i in order)
-            if 1 <= month <= 12 and 1 <= day <= 31:
-                return f"{year:04d}-{month:02d}-{day:02d}"
-    return text
+    """The date as ingestion normalises it (`domain.normalize.normalize_date`); text that is no possible date (an
+    unknown format, 31 February) is left trimmed, so it only equals the same text."""
+    try:
+        return normalize_date(value)
+    except ValueError:
+        return value.strip()
 
 
 def address(value: str) -> str:

@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from profilevault.domain.sources import is_known_attribute, repeated
 from profilevault.errors import InvalidInput
+from profilevault.unification.disjoint_sets import DisjointSets
 
 NORMALIZATIONS = frozenset({
     "whitespace", "lowercase", "unicode_to_ascii", "symbols", "numerals", "phone", "email", "name", "date", "address",
 })
-MERGE_POLICIES = ("importance", "most_recent", "most_filled")
 MergePolicyName = Literal["importance", "most_recent", "most_filled"]
 RuleName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")]
 
@@ -174,23 +174,18 @@ class RuleSet(BaseModel):
     def _exceptions_consistent(self) -> "RuleSet":
         # always_match groups chain (A~B, B~C join A and C); a never_match pair inside one such chain
         # can not be honoured, so the document is contradictory and rejected.
-        parent: dict[Member, Member] = {}
-
-        def find(m: Member) -> Member:
-            while parent.get(m, m) != m:
-                m = parent[m]
-            return m
-
+        named: dict[Member, int] = {}
+        for exc in self.exceptions:
+            for m in (exc.always_match or []) + (exc.never_match or []):
+                named.setdefault(m, len(named))
+        chains = DisjointSets(len(named))
         for exc in self.exceptions:
             if exc.always_match is not None:
-                first = find(exc.always_match[0])
                 for other in exc.always_match[1:]:
-                    root = find(other)
-                    if root != first:
-                        parent[root] = first
+                    chains.union(named[exc.always_match[0]], named[other])
         for exc in self.exceptions:
             if exc.never_match is not None:
-                roots = [find(m) for m in exc.never_match]
+                roots = [chains.find(named[m]) for m in exc.never_match]
                 if len(set(roots)) != len(roots):
                     raise ValueError("a never_match exception names records that always_match exceptions join")
         return self

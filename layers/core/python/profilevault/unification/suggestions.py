@@ -58,13 +58,14 @@ def suggest(profiles: Iterable[Profile], attributes: Mapping[MemberRef, Mapping[
         born_a, born_b = births(a), births(b)
         if born_a and born_b and born_a.isdisjoint(born_b):
             continue
-        found.add(Suggestion(tuple(sorted((profiles[a].id, profiles[b].id)))))
+        first, second = sorted((profiles[a].id, profiles[b].id))
+        found.add(Suggestion((first, second)))
     return sorted(found)
 
 
 def _never_matched(profiles: list[Profile], ruleset: RuleSet) -> set[tuple[int, int]]:
     where = {member: index for index, profile in enumerate(profiles) for member in profile.members}
-    pairs = set()
+    pairs: set[tuple[int, int]] = set()
     for exception in ruleset.exceptions:
         if exception.never_match is not None:
             indices = sorted({where[ref] for m in exception.never_match
