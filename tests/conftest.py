@@ -170,11 +170,13 @@ def stack(aws_env, monkeypatch, request) -> Stack:
     """template.yaml deployed in moto, with the real ingest and API handlers loaded.
     `@pytest.mark.handler_env(NAME="value")` overrides what the template gives the functions."""
     from profilevault.config import get_settings
+    from profilevault_local.ddb_atomic import make_conditional_writes_atomic
     from profilevault_local.kms_state import enforce_kms_key_state
     from profilevault_local.runtime import load_handler
     from profilevault_local.stack import deploy
 
     enforce_kms_key_state()
+    make_conditional_writes_atomic()
     deployed = deploy(ROOT / "template.yaml", REGION)
     env = {}
     for spec in deployed.functions.values():

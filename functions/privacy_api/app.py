@@ -1,4 +1,4 @@
-"""HTTP API: sources, records, ingestions, tenant key, unification rules and runs, profiles.
+"""HTTP API: sources, records, ingestions, tenant key, unification rules and runs, profiles, the audit trail.
 Routes parse, check the caller's role, call one logic function and shape the response; every error becomes a
 problem body in profilevault.api.problems."""
 from typing import Annotated
@@ -13,14 +13,28 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from profilevault import observability, refresh
 from profilevault.api import cursors, problems
-from profilevault.api.access import ADMINS, EVERYONE, KEY_READERS, RULE_READERS, Role, require, role_from_claims
+from profilevault.api.access import (
+    ADMINS,
+    AUDIT_READERS,
+    EVERYONE,
+    KEY_READERS,
+    RULE_READERS,
+    Role,
+    require,
+    role_from_claims,
+)
+from profilevault.audit import listing, verification
+from profilevault.audit.listing import AuditPage
+from profilevault.audit.trail import Actor
+from profilevault.audit.verification import Verification
 from profilevault.domain.ingestions import IngestionPage, IngestionView, SnapshotApproval
 from profilevault.domain.runs import Run, RunPage
 from profilevault.domain.shown import Shown
 from profilevault.domain.sources import Source, SourceSpec
-from profilevault.errors import InvalidInput, KeyUnavailable, ProfileVaultError
+from profilevault.errors import Forbidden, InvalidInput, KeyUnavailable, ProfileVaultError
 from profilevault.ingestion import catalog
 from profilevault.ingestion.catalog import RecordView, SourceView
+from profilevault.keys import tenant_key
 from profilevault.observability import logger, metrics, tracer
 from profilevault.profiles import rulesets, runs, views
 from profilevault.profiles.views import Explanation, ProfilePage, ProfileSearchResult, ProfileView, SuggestionPage
@@ -33,8 +47,8 @@ deps = build_deps()
 # /v1/docs?format=json. Public (no token), like /v1/health: it holds no data, only the shape of the API.
 app.enable_swagger(path="/v1/docs", title="ProfileVault API", version="1",
                    description="Bring-your-own-key customer data platform: sources, ingestions, the tenant key, "
-                               "unification rules and runs, profiles. Every route but /v1/health and /v1/docs "
-                               "needs a bearer JWT carrying pv_tenant and pv_role.",
+                               "unification rules and runs, profiles, the audit trail. Every route but /v1/health "
+                               "and /v1/docs needs a bearer JWT carrying pv_tenant and pv_role.",
                    security_schemes={"jwt": HTTPBearer(bearerFormat="JWT")}, security=[{"jwt": []}])
 
 
@@ -106,6 +120,15 @@ def caller(*allowed: Role) -> Role:
     return role
 
 
+def current_actor(*allowed: Role) -> Actor:
+    """The caller as the audit trail names it (the token's `sub` and role), after the same role check as caller()."""
+    role = caller(*allowed)
+    sub = (app.current_event.request_context.authorizer.jwt_claim or {}).get("sub")
+    if not sub:
+        raise Forbidden("the token names no subject (claim sub)")
+    return Actor(sub=str(sub), role=role.value)
+
+
 @app.get("/v1/health")
 def health() -> Health:
     return Health(status="ok")
@@ -115,8 +138,7 @@ def health() -> Health:
     200: {"description": "Updated", "content": {"application/json": {"model": SourceView}}},
     201: {"description": "Registered", "content": {"application/json": {"model": SourceView}}}})
 def put_source(name: str, spec: Annotated[SourceSpec, Body()]) -> Response[SourceView]:
-    caller(*ADMINS)
-    source, created = catalog.register_source(deps, name, spec)
+    source, created = catalog.register_source(deps, name, spec, current_actor(*ADMINS))
     return Response(status_code=201 if created else 200, content_type="application/json", body=source)
 
 
@@ -134,14 +156,12 @@ def get_source(name: str) -> SourceView:
 
 @app.get("/v1/sources/<name>/records/<record_id>")
 def get_record(name: str, record_id: str) -> RecordView:
-    caller(*ADMINS)
-    return catalog.read_record(deps, name, record_id)
+    return catalog.read_record(deps, name, record_id, current_actor(*ADMINS))
 
 
 @app.delete("/v1/sources/<name>", responses=QUEUED)
 def delete_source(name: str) -> Response[Run]:
-    caller(*ADMINS)
-    return accepted(refresh.remove_source(deps, name))
+    return accepted(refresh.remove_source(deps, name, current_actor(*ADMINS)))
 
 
 @app.get("/v1/ingestions")
@@ -159,8 +179,8 @@ def get_ingestion(ingestion_id: str) -> IngestionView:
 
 @app.get("/v1/ingestions/<ingestion_id>/rejections")
 def get_rejections(ingestion_id: str) -> RejectionList:
-    caller(*ADMINS)
-    return RejectionList.model_validate({"items": catalog.ingestion_rejections(deps, ingestion_id)})
+    return RejectionList.model_validate(
+        {"items": catalog.ingestion_rejections(deps, ingestion_id, current_actor(*ADMINS))})
 
 
 @app.post("/v1/ingestions/<ingestion_id>/apply", responses={
@@ -168,9 +188,9 @@ def get_rejections(ingestion_id: str) -> RejectionList:
           "content": {"application/json": {"model": SnapshotApproval}}}})
 def apply_snapshot(ingestion_id: str) -> Response[SnapshotApproval]:
     """Applies a held full snapshot: the refresh queued with it deletes the records the snapshot did not bring."""
-    caller(*ADMINS)
+    actor = current_actor(*ADMINS)
     return Response(status_code=202, content_type="application/json",
-                    body=refresh.approve_snapshot(deps, ingestion_id))
+                    body=refresh.approve_snapshot(deps, ingestion_id, actor))
 
 
 @app.get("/v1/tenant/key")
@@ -181,14 +201,12 @@ def get_tenant_key() -> TenantKey:
 
 @app.put("/v1/tenant/key")
 def put_tenant_key(change: Annotated[TenantKeyChange, Body()]) -> TenantKey:
-    caller(*ADMINS)
-    return TenantKey.model_validate(deps.keyring.use_kms_key(change.kms_key_arn))
+    return TenantKey.model_validate(tenant_key.use_kms_key(deps, change.kms_key_arn, current_actor(*ADMINS)))
 
 
 @app.put("/v1/unification/rules")
 def put_rules(ruleset: Annotated[RuleSet, Body()]) -> RuleSet:
-    caller(*ADMINS)
-    return rulesets.put_ruleset(deps, ruleset)
+    return rulesets.put_ruleset(deps, ruleset, current_actor(*ADMINS))
 
 
 @app.get("/v1/unification/rules")
@@ -199,8 +217,7 @@ def get_rules() -> RuleSet:
 
 @app.post("/v1/unification/runs", responses=QUEUED)
 def post_run() -> Response[Run]:
-    caller(*ADMINS)
-    return accepted(runs.queue_run(deps, trigger="api"))
+    return accepted(runs.queue_run(deps, trigger="api", actor=current_actor(*ADMINS)))
 
 
 @app.get("/v1/unification/runs")
@@ -225,8 +242,7 @@ def get_suggestions(limit: Limit = 100, cursor: Cursor = None) -> SuggestionPage
 
 @app.post("/v1/refreshes", responses=QUEUED)
 def post_refresh() -> Response[Run]:
-    caller(*ADMINS)
-    return accepted(refresh.queue_refresh(deps, trigger="api"))
+    return accepted(refresh.queue_refresh(deps, trigger="api", actor=current_actor(*ADMINS)))
 
 
 @app.get("/v1/refreshes/<refresh_id>")
@@ -237,22 +253,41 @@ def get_refresh(refresh_id: str) -> Run:
 
 @app.get("/v1/profiles")
 def get_profiles(limit: Limit = 100, cursor: Cursor = None) -> ProfilePage:
-    return views.list_profiles(deps, caller(), limit, cursor)
+    return views.list_profiles(deps, current_actor(), limit, cursor)
 
 
 @app.post("/v1/profiles/search")
 def search_profiles(search: Annotated[ProfileSearch, Body()]) -> ProfileSearchResult:
-    return views.search_profiles(deps, caller(), search.query())
+    return views.search_profiles(deps, current_actor(), search.query())
 
 
 @app.get("/v1/profiles/<profile_id>")
 def get_profile(profile_id: str) -> ProfileView:
-    return views.get_profile(deps, caller(), profile_id)
+    return views.get_profile(deps, current_actor(), profile_id)
 
 
 @app.get("/v1/profiles/<profile_id>/explain")
 def explain_profile(profile_id: str) -> Explanation:
-    return views.explain_profile(deps, caller(), profile_id)
+    return views.explain_profile(deps, current_actor(), profile_id)
+
+
+@app.get("/v1/audit")
+def get_audit(start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+              end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+              action: Annotated[str | None, Query(max_length=80)] = None,
+              request_id: Annotated[str | None, Query(max_length=64)] = None,
+              limit: Limit = 100, cursor: Cursor = None) -> AuditPage:
+    """The audit trail, newest first: `from` inclusive, `to` exclusive (ISO 8601; no zone means UTC)."""
+    caller(*AUDIT_READERS)
+    return listing.list_entries(deps, start=start, end=end, action=action, request_id=request_id, limit=limit,
+                                cursor=cursor)
+
+
+@app.get("/v1/audit/verify")
+def verify_audit() -> Verification:
+    """The whole chain recomputed and compared with its head and its write-once anchors."""
+    caller(*AUDIT_READERS)
+    return verification.verify(deps)
 
 
 @app.exception_handler(ProfileVaultError)

@@ -1,8 +1,10 @@
-"""Refresh: the hourly schedule and the jobs queue (unification runs, source purges, refreshes requested by API)."""
+"""Refresh: the hourly schedules (a refresh; the audit anchor) and the jobs queue (unification runs, source purges,
+refreshes requested by API)."""
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from profilevault import observability, refresh
+from profilevault.audit import verification
 from profilevault.config import get_settings
 from profilevault.domain.runs import JOB, Job, PurgeSourceJob, RefreshJob, UnifyJob
 from profilevault.errors import KeyUnavailable
@@ -44,6 +46,8 @@ def dispatch(job: Job) -> None:
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event, context):
-    if event.get("source") == "aws.events":  # the schedule: through the jobs queue, like every other run
-        return refresh.queue_refresh(deps, trigger="schedule").shown()
+    if event.get("task") == "anchor-audit":  # the hourly AuditAnchor schedule (its Input)
+        return verification.anchor_head(deps)
+    if event.get("source") == "aws.events":  # the hourly refresh: through the jobs queue, like every other run
+        return refresh.on_schedule(deps).shown()
     return process_partial_response(event=event, record_handler=run_job, processor=processor, context=context)

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 
 from profilevault_local import runtime
+from profilevault_local.ddb_atomic import make_conditional_writes_atomic
 from profilevault_local.demo import load_demo
 from profilevault_local.httpapi import HttpApiAdapter
 from profilevault_local.kms_state import enforce_kms_key_state
@@ -211,6 +212,7 @@ class LocalStack:
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.aws_port, verbose=False)
         self._moto.start()
         enforce_kms_key_state()
+        make_conditional_writes_atomic()
         log.info("moto serving AWS at %s", self.aws_endpoint_url)
 
     def _start_functions(self) -> None:

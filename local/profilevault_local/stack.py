@@ -309,8 +309,8 @@ class _GapPlan:
 
 
 def _plan_gaps(template: dict, stack_name: str, resolve: _Resolver) -> _GapPlan:
-    """Take out of the template what moto's CloudFormation ignores (bucket notifications and lifecycle rules,
-    table TTLs, queue policies) or cannot create, keeping what is needed to
+    """Take out of the template what moto's CloudFormation ignores (bucket notifications, lifecycle rules,
+    versioning and Object Lock, table TTLs, queue policies) or cannot create, keeping what is needed to
     create it another way once the stack exists."""
     resources = template["Resources"]
     plan = _GapPlan()
@@ -319,7 +319,8 @@ def _plan_gaps(template: dict, stack_name: str, resolve: _Resolver) -> _GapPlan:
     for logical_id, resource in list(resources.items()):
         rtype, props = resource["Type"], resource.get("Properties", {})
         if rtype == "AWS::S3::Bucket":
-            gaps = {k: props.pop(k) for k in ("NotificationConfiguration", "LifecycleConfiguration") if k in props}
+            gaps = {k: props.pop(k) for k in ("NotificationConfiguration", "LifecycleConfiguration",
+                                              "VersioningConfiguration", "ObjectLockConfiguration") if k in props}
             if gaps:
                 plan.bucket_configs[logical_id] = resolve.defer(gaps)
         elif rtype == "AWS::DynamoDB::Table" and "TimeToLiveSpecification" in props:
@@ -421,6 +422,12 @@ def _fill_gaps(session, stack: DeployedStack, plan: _GapPlan, resolve: _Resolver
     for logical_id, props in plan.bucket_configs.items():
         bucket = stack.physical_ids[logical_id]
         props = resolve(props)
+        if "VersioningConfiguration" in props:
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={
+                "Status": props["VersioningConfiguration"]["Status"]})
+        if "ObjectLockConfiguration" in props:  # moto accepts it on a new, versioned bucket (as AWS does)
+            s3.put_object_lock_configuration(
+                Bucket=bucket, ObjectLockConfiguration=_object_lock_to_api(props["ObjectLockConfiguration"]))
         if "LifecycleConfiguration" in props:
             s3.put_bucket_lifecycle_configuration(
                 Bucket=bucket, LifecycleConfiguration=_lifecycle_to_api(props["LifecycleConfiguration"]))
@@ -444,6 +451,16 @@ def _fill_gaps(session, stack: DeployedStack, plan: _GapPlan, resolve: _Resolver
                                                                      resolve(sm["properties"]))
             stack.physical_ids[logical_id] = stack.state_machines[logical_id]
             stack.resource_types[logical_id] = "AWS::StepFunctions::StateMachine"
+
+
+def _object_lock_to_api(config: dict) -> dict:
+    """CloudFormation's ObjectLockConfiguration as the S3 API takes it (numbers come out of Ref as strings)."""
+    api = {"ObjectLockEnabled": config.get("ObjectLockEnabled", "Enabled")}
+    retention = config.get("Rule", {}).get("DefaultRetention")
+    if retention:
+        api["Rule"] = {"DefaultRetention": {"Mode": retention["Mode"], **{
+            unit: int(retention[unit]) for unit in ("Days", "Years") if unit in retention}}}
+    return api
 
 
 def _lifecycle_to_api(config: dict) -> dict:

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     landing_bucket: str
     vault_bucket: str
     jobs_queue_url: str
+    audit_table: str
+    audit_anchor_bucket: str
     default_kms_key_arn: str
     data_key_cache_seconds: int = Field(default=300, ge=0, le=3600)
     # How long a unification run queued by an ingestion waits for more files of the same burst.

@@ -45,6 +45,15 @@ class KeyUnavailable(ProfileVaultError):
     type = "https://profilevault.dev/problems/key-unavailable"
 
 
+class AuditUnavailable(ProfileVaultError):
+    """An audit entry could not be appended (the chain stayed contended through every retry). The action that
+    needed it is refused rather than done unaudited; it can be retried."""
+
+    status = 503
+    title = "Audit trail unavailable"
+    type = "https://profilevault.dev/problems/audit-unavailable"
+
+
 class DecryptionFailed(ProfileVaultError):
     """A ciphertext does not open under its key and context: tampered, moved or wrong key."""
 

@@ -1,6 +1,8 @@
 """Keeping profiles current: full snapshots replace what came before, removed sources are purged, and every
 change ends in a unification run over what is left."""
 from profilevault import jobs, observability
+from profilevault.audit import trail
+from profilevault.audit.trail import Actor
 from profilevault.domain.ingestions import HeldSnapshot, SnapshotApproval
 from profilevault.domain.runs import FINAL, Run
 from profilevault.domain.sources import check_source_name
@@ -12,8 +14,15 @@ from profilevault.storage import objects
 from profilevault.wiring import Deps
 
 
-def queue_refresh(deps: Deps, trigger: str) -> Run:
-    return jobs.queue_job(deps, "refresh", trigger)
+def queue_refresh(deps: Deps, trigger: str, actor: Actor) -> Run:
+    run = jobs.queue_job(deps, "refresh", trigger)
+    trail.record(deps, "refresh.queued", actor, {"run_id": run.id})
+    return run
+
+
+def on_schedule(deps: Deps) -> Run:
+    """The hourly schedule: a refresh, through the jobs queue like every other run."""
+    return queue_refresh(deps, trigger="schedule", actor=Actor.system("schedule"))
 
 
 def apply_snapshots(deps: Deps) -> tuple[int, list[HeldSnapshot]]:
@@ -50,7 +59,7 @@ def run_refresh(deps: Deps, run_id: str) -> Run | None:
     return runs.run_unification(deps, run_id, full=True, records_deleted=deleted, held_snapshots=held)
 
 
-def approve_snapshot(deps: Deps, ingestion_id: str) -> SnapshotApproval:
+def approve_snapshot(deps: Deps, ingestion_id: str, actor: Actor) -> SnapshotApproval:
     """An admin applies a held snapshot: it is approved, and a refresh queued at once applies it (deleting what it
     did not bring). Only a source's newest snapshot can be applied: a later one has superseded the others."""
     ingestion = deps.ingestions.get(ingestion_id)
@@ -63,17 +72,19 @@ def approve_snapshot(deps: Deps, ingestion_id: str) -> SnapshotApproval:
         raise Conflict(f"snapshot {ingestion_id} is not held (it is {ingestion.snapshot or 'not reviewed'})")
     deps.ingestions.update(ingestion_id, snapshot=snapshots.APPROVED, approved_at=deps.now())
     logger.info("held snapshot applied by an admin", extra={"ingestion_id": ingestion_id})
-    refresh = queue_refresh(deps, trigger=f"snapshot {ingestion_id} applied")
+    refresh = queue_refresh(deps, trigger=f"snapshot {ingestion_id} applied", actor=actor)
     return SnapshotApproval(ingestion_id=ingestion_id, snapshot="approved", refresh_id=refresh.id)
 
 
-def remove_source(deps: Deps, name: str) -> Run:
+def remove_source(deps: Deps, name: str, actor: Actor) -> Run:
     """Unregisters the source at once (new drops are refused) and queues the purge of its records."""
     check_source_name(name)
     if deps.sources.get(name) is None:
         raise NotFound(f"no source {name!r}")
     deps.sources.delete(name)
-    return jobs.queue_job(deps, "purge_source", "source removed", source=name)
+    run = jobs.queue_job(deps, "purge_source", "source removed", source=name)
+    trail.record(deps, "source.removed", actor, {"source": name, "run_id": run.id})
+    return run
 
 
 @capture_method

@@ -8,6 +8,7 @@ from typing import Any
 from profilevault.aws import AwsClients, make_clients
 from profilevault.config import Settings, get_settings
 from profilevault.keys.keyring import TenantKeyring
+from profilevault.storage.audit import AnchorStore, AuditRepository
 from profilevault.storage.changes import ChangeJournal
 from profilevault.storage.dynamo import Tables
 from profilevault.storage.ingestions import IngestionRepository
@@ -36,6 +37,8 @@ class Deps:
     rulesets: RuleSetRepository
     states: StateRepository
     runs: RunRepository
+    audit: AuditRepository  # the audit chain, its head and the actor pseudonyms
+    anchors: AnchorStore  # write-once copies of the chain head
     s3: Any  # landing drops and rejection reports (storage.objects)
     sqs: Any
     vault_bucket: str
@@ -66,6 +69,8 @@ def build_deps(settings: Settings | None = None, clients: AwsClients | None = No
         rulesets=RuleSetRepository(ddb, tables, tenant),
         states=StateRepository(ddb, clients.s3, tables, settings.vault_bucket, tenant),
         runs=RunRepository(ddb, tables, tenant),
+        audit=AuditRepository(ddb, settings.audit_table, tenant),
+        anchors=AnchorStore(clients.s3, settings.audit_anchor_bucket),
         s3=clients.s3, sqs=clients.sqs, vault_bucket=settings.vault_bucket, jobs_queue_url=settings.jobs_queue_url,
         ingestion_batch_window_seconds=settings.ingestion_batch_window_seconds,
         min_snapshot_share=settings.min_snapshot_share)

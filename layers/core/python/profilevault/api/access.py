@@ -16,6 +16,7 @@ EVERYONE = frozenset(Role)
 ADMINS = frozenset({Role.ADMIN})
 KEY_READERS = frozenset({Role.ADMIN, Role.PRIVACY_OFFICER, Role.AUDITOR})
 RULE_READERS = frozenset({Role.ADMIN, Role.PRIVACY_OFFICER})  # rule exceptions name record IDs
+AUDIT_READERS = frozenset({Role.ADMIN, Role.AUDITOR})
 PROFILE_FULL_VIEW = frozenset({Role.ADMIN, Role.PRIVACY_OFFICER})
 PROFILE_MASKED_VIEW = frozenset({Role.ANALYST})
 

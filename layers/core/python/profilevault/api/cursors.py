@@ -7,6 +7,7 @@ from profilevault.errors import InvalidInput
 
 PROFILE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a profile ID
 PROFILE_PAIR = re.compile(r"[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_-]{1,64}")  # a suggestion: two profile IDs
+AUDIT_SEQ = re.compile(r"[1-9][0-9]{0,11}")  # an audit entry's seq
 INGESTION = re.compile(r"[0-9T:.+\-]{1,40}#ing_[0-9a-f]{1,64}")  # an ingestion: <started_at>#<id>
 RUN = re.compile(r"[0-9T:.+\-]{1,40}#(?:run|ref)_[0-9a-f]{1,64}")  # a run or refresh: <queued_at>#<id>
 

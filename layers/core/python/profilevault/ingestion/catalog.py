@@ -2,6 +2,8 @@
 from pydantic import BaseModel
 
 from profilevault.api import cursors
+from profilevault.audit import trail
+from profilevault.audit.trail import Actor
 from profilevault.domain.ingestions import HeldSnapshot, IngestionPage, IngestionView
 from profilevault.domain.sources import Source, SourceSpec, check_source_name
 from profilevault.errors import NotFound
@@ -31,9 +33,11 @@ class RecordView(BaseModel):
     ingested_at: str
 
 
-def register_source(deps: Deps, name: str, spec: SourceSpec) -> tuple[SourceView, bool]:
+def register_source(deps: Deps, name: str, spec: SourceSpec, actor: Actor) -> tuple[SourceView, bool]:
     check_source_name(name)
     created = deps.sources.put(name, spec, deps.now())
+    trail.record(deps, "source.registered" if created else "source.updated", actor, {"source": name},
+                 {"fields": len(spec.fields)})
     return describe_source(deps, name), created
 
 
@@ -51,14 +55,17 @@ def list_sources(deps: Deps) -> list[Source]:
 
 
 @capture_method
-def read_record(deps: Deps, source: str, record_id: str) -> RecordView:
+def read_record(deps: Deps, source: str, record_id: str, actor: Actor) -> RecordView:
+    """One person's record, opened; audited (by the record's blind token, never its ID) before it is handed out."""
     check_source_name(source)
     if deps.sources.get(source) is None:
         raise NotFound(f"no source {source!r}")
-    sealed = deps.records.get(source, vault.record_token(deps.keyring, source, record_id))
+    token = vault.record_token(deps.keyring, source, record_id)
+    sealed = deps.records.get(source, token)
     if sealed is None:
         raise NotFound(f"no record with that ID in source {source!r}")
     record = vault.open_record(deps.keyring, sealed)
+    trail.record(deps, "record.read", actor, {"source": source, "record": token})
     return RecordView(source=source, record_id=record.record_id, attributes=record.attributes,
                       warnings=record.warnings, ingestion_id=record.ingestion_id, ingested_at=record.ingested_at)
 
@@ -75,6 +82,9 @@ def get_ingestion(deps: Deps, ingestion_id: str) -> IngestionView:
 
 
 @capture_method
-def ingestion_rejections(deps: Deps, ingestion_id: str) -> list[dict]:
+def ingestion_rejections(deps: Deps, ingestion_id: str, actor: Actor) -> list[dict]:
+    """Rejected rows hold personal data: reading them is audited, with their count."""
     ingestion = deps.ingestions.get(ingestion_id)
-    return ingestion_logic.read_rejection_report(deps.s3, deps.keyring, deps.vault_bucket, ingestion)
+    rows = ingestion_logic.read_rejection_report(deps.s3, deps.keyring, deps.vault_bucket, ingestion)
+    trail.record(deps, "ingestion.rejections_read", actor, {"ingestion_id": ingestion.id}, {"rows": len(rows)})
+    return rows

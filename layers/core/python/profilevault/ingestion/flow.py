@@ -13,8 +13,10 @@ from urllib.parse import unquote_plus
 from pydantic import ValidationError
 
 from profilevault import observability
+from profilevault.audit import trail
+from profilevault.audit.trail import Actor
 from profilevault.domain.ingestions import Ingestion
-from profilevault.domain.sources import SourceSpec
+from profilevault.domain.sources import SOURCE_NAME, SourceSpec
 from profilevault.errors import Conflict, IngestionRejected, KeyUnavailable
 from profilevault.ingestion import snapshots
 from profilevault.ingestion.mapping import MappedRecord, map_row
@@ -151,7 +153,18 @@ def drop_source(obj: LandingObject) -> str:
     return obj.key.split("/")[1] if obj.key.count("/") >= 2 else ""
 
 
+INGESTER = Actor.system("ingest")
+_AUDITED_COUNTS = ("rows_read", "rows_stored", "rows_new", "rows_deleted", "rows_rejected", "rows_suppressed",
+                   "warnings")
+
+
 def _finish(deps: Deps, obj: LandingObject, **changes: object) -> Ingestion:
+    """Audits the file (one entry per file, never per row) before it is marked finished: if the append fails, the
+    message comes back and the file is audited then."""
+    source = obj.key.split("/")[1] if obj.key.count("/") >= 2 else ""
+    trail.record(deps, f"ingestion.{changes['status']}", INGESTER,
+                 {"ingestion_id": obj.ingestion_id, **({"source": source} if SOURCE_NAME.fullmatch(source) else {})},
+                 {k: n for k in _AUDITED_COUNTS if isinstance(n := changes.get(k), int)})
     try:
         deps.ingestions.update(obj.ingestion_id, expect_status="processing", **changes, finished_at=deps.now(),
                                last_error=None)

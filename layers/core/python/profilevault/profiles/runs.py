@@ -11,6 +11,8 @@ import time
 from collections import defaultdict
 
 from profilevault import jobs, observability
+from profilevault.audit import trail
+from profilevault.audit.trail import Actor
 from profilevault.domain.ingestions import HeldSnapshot
 from profilevault.domain.runs import FINAL, Run, RunCounts
 from profilevault.domain.sources import Source
@@ -24,10 +26,17 @@ from profilevault.unification import MemberRef, UnifyRecord, explain, suggest, u
 from profilevault.unification.engine import UnificationResult
 from profilevault.wiring import Deps
 
+# What the audit trail calls the end of each kind of run (one entry per run, never per record).
+_COMPLETED = {"unify": "unification.completed", "refresh": "refresh.completed", "purge_source": "source.purged"}
+_FAILED = {"unify": "unification.failed", "refresh": "refresh.failed", "purge_source": "source.purge_failed"}
+RUNNER = Actor.system("refresh-worker")
 
-def queue_run(deps: Deps, trigger: str) -> Run:
+
+def queue_run(deps: Deps, trigger: str, actor: Actor) -> Run:
     """A full run: every record read again from DynamoDB, the saved state rebuilt."""
-    return jobs.queue_job(deps, "unify", trigger, mode="full")
+    run = jobs.queue_job(deps, "unify", trigger, mode="full")
+    trail.record(deps, "unification.queued", actor, {"run_id": run.id})
+    return run
 
 
 def queue_run_after_ingestion(deps: Deps, ingestion_id: str) -> None:
@@ -67,7 +76,12 @@ def mark_run_failed(deps: Deps, run_id: str, reason: str) -> None:
     if run is None:
         logger.warning("no run to mark failed", extra={"run_id": run_id})
         return
+    trail.record(deps, _FAILED[run.type], RUNNER, _run_target(run))
     advance(deps, run, status="failed", reason=reason, finished_at=deps.now())
+
+
+def _run_target(run: Run) -> dict[str, str]:
+    return {"run_id": run.id, **({"source": run.source} if run.source else {})}
 
 
 def read_all(deps: Deps, ruleset: str, sources: list[Source]) -> unification_state.State:
@@ -127,6 +141,9 @@ def run_unification(deps: Deps, run_id: str, full: bool = False, records_deleted
                        records_read=records_read, profiles_written=written, profiles_deleted=deleted,
                        suggestions=len(possible), records_deleted=records_deleted,
                        snapshots_held=None if held_snapshots is None else len(held_snapshots))
+    # Audited before the run is marked completed: if the append fails, the job is retried (and audited then).
+    trail.record(deps, _COMPLETED[run.type], RUNNER, {**_run_target(run), "mode": mode},
+                 counts.model_dump(exclude_none=True))
     done = advance(deps, running, status="completed", finished_at=deps.now(), mode=mode, counts=counts,
                    held_snapshots=held_snapshots, duration_ms=int((time.monotonic() - started) * 1000))
     logger.info("unification run finished", extra={"run_id": run_id, "mode": mode,

@@ -1,11 +1,14 @@
 """Reading profiles the way each role may: in full, masked, or not at all; search through the blind indexes;
-the suggestions of the last run."""
+the suggestions of the last run. Every read of profiles by staff is audited (profile IDs and counts only) before
+the data is handed out."""
 from typing import Any
 
 from pydantic import BaseModel
 
 from profilevault.api import cursors
 from profilevault.api.access import PROFILE_FULL_VIEW, PROFILE_MASKED_VIEW, Role
+from profilevault.audit import trail
+from profilevault.audit.trail import Actor
 from profilevault.domain.normalize import normalize_attributes
 from profilevault.domain.shown import Shown
 from profilevault.errors import Forbidden, InvalidInput, NotFound
@@ -82,9 +85,11 @@ def list_suggestions(deps: Deps, limit: int, cursor: str | None) -> SuggestionPa
                           next_cursor=cursors.encode(":".join(last)) if last else None)
 
 
-def _view(role: Role) -> None:
+def _view(actor: Actor) -> Role:
+    role = Role(actor.role)
     if role not in PROFILE_FULL_VIEW | PROFILE_MASKED_VIEW:
         raise Forbidden(f"role {role.value!r} may not read profiles")
+    return role
 
 
 def shown(profile: dict[str, Any], role: Role) -> dict[str, Any]:
@@ -114,12 +119,13 @@ def mask(attribute: str, value: str) -> str:
 
 
 @capture_method
-def list_profiles(deps: Deps, role: Role, limit: int, cursor: str | None) -> ProfilePage:
-    _view(role)
+def list_profiles(deps: Deps, actor: Actor, limit: int, cursor: str | None) -> ProfilePage:
+    role = _view(actor)
     after = cursors.decode(cursor, cursors.PROFILE) if cursor else None
     sealed, last = deps.profiles.page(limit, after)
-    return ProfilePage.model_validate({"items": [shown(vault.open_document(deps.keyring, s), role) for s in sealed],
-                                       "next_cursor": cursors.encode(last) if last else None})
+    items = [shown(vault.open_document(deps.keyring, s), role) for s in sealed]
+    trail.record(deps, "profile.listed", actor, counts={"results": len(items)})
+    return ProfilePage.model_validate({"items": items, "next_cursor": cursors.encode(last) if last else None})
 
 
 def _open_profile(deps: Deps, profile_id: str) -> dict[str, Any]:
@@ -130,15 +136,18 @@ def _open_profile(deps: Deps, profile_id: str) -> dict[str, Any]:
 
 
 @capture_method
-def get_profile(deps: Deps, role: Role, profile_id: str) -> ProfileView:
-    _view(role)
-    return ProfileView.model_validate(shown(_open_profile(deps, profile_id), role))
+def get_profile(deps: Deps, actor: Actor, profile_id: str) -> ProfileView:
+    role = _view(actor)
+    profile = ProfileView.model_validate(shown(_open_profile(deps, profile_id), role))
+    trail.record(deps, "profile.read", actor, {"profile_id": profile.id})
+    return profile
 
 
 @capture_method
-def explain_profile(deps: Deps, role: Role, profile_id: str) -> Explanation:
-    _view(role)
+def explain_profile(deps: Deps, actor: Actor, profile_id: str) -> Explanation:
+    role = _view(actor)
     profile = _open_profile(deps, profile_id)
+    trail.record(deps, "profile.explained", actor, {"profile_id": profile["id"]})
     if role in PROFILE_MASKED_VIEW:
         hidden = {m["record_id"]: mask("record_id", m["record_id"]) for m in profile["members"]}
         for link in profile["links"]:
@@ -149,13 +158,16 @@ def explain_profile(deps: Deps, role: Role, profile_id: str) -> Explanation:
 
 
 @capture_method
-def search_profiles(deps: Deps, role: Role, query: dict[str, str]) -> ProfileSearchResult:
-    """Finds profiles by identifier through the blind indexes: no plaintext index exists to search."""
-    _view(role)
+def search_profiles(deps: Deps, actor: Actor, query: dict[str, str]) -> ProfileSearchResult:
+    """Finds profiles by identifier through the blind indexes: no plaintext index exists to search. The audit
+    entry names the attribute searched by and the number of results, never the value."""
+    role = _view(actor)
     (attribute, value), = query.items()
     normalised, warnings = normalize_attributes({attribute: value})  # exactly as ingestion stored it
     if attribute not in normalised:
         raise InvalidInput(f"{attribute}: {warnings[0].reason if warnings else 'empty'}")
     members = deps.records.find(IndexRef(attribute, deps.keyring.blind_index(attribute, normalised[attribute])))
     profile_ids = deps.profiles.profile_ids_of(members)
-    return ProfileSearchResult(items=[get_profile(deps, role, pid) for pid in profile_ids])
+    items = [ProfileView.model_validate(shown(_open_profile(deps, pid), role)) for pid in profile_ids]
+    trail.record(deps, "profile.searched", actor, {"attribute": attribute}, {"results": len(items)})
+    return ProfileSearchResult(items=items)

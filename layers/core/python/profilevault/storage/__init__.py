@@ -15,6 +15,8 @@ objects (pydantic models, dataclasses), never `{"S": ...}`. Each module's docstr
   state          StateRepository       the sealed state of the last unification run (pointer + vault object)
   runs           RunRepository         runs, refreshes and purges (domain.runs.Run), status writes conditional
   keyring        KeyringRepository     the tenant keyring's control item (wrapped tenant keys)
+  audit          AuditRepository       the audit chain, its head and the actor pseudonyms
+                 AnchorStore           write-once copies of the chain head (S3 Object Lock)
   kms            TenantKms             the tenant's KMS calls, refusals mapped to KeyUnavailable
   objects        (functions)           S3: landing drops, sealed rejection reports, state objects
   sealed         -                     SealedDocument / SealedRecord / Address / IndexRef, and their items
@@ -41,6 +43,10 @@ Key shapes (pk / sk; <t> tenant, <s> source, <token> blind index of a record ID,
                                                                 deletes it)
   VaultBucket    rejections/<ingestion id>.jsonl                sealed rejection report (line by line)
                  unification/<t>/state-<kid>                    sealed unification state
+  AuditTable     TENANT#<t>#AUDIT / E#<seq, 12 digits>          audit chain entry (surrogate IDs, counts, hashes)
+                 TENANT#<t>#AUDIT / HEAD                        the chain's latest {seq, hash, at} (a hint)
+                 TENANT#<t>#ACTORS / A#<hmac of sub>            a staff identity's pseudonym
+  AuditAnchorBucket anchors/<seq, 12 digits>-<hash>.json        the chain head, write-once (Object Lock)
 
 Nothing here holds a plaintext value of a row: record IDs appear only as blind tokens, personal data only sealed.
 """
