@@ -108,11 +108,12 @@ def merged_environment(functions: Iterable[FunctionSpec]) -> dict[str, str]:
     return merged
 
 
-def load_functions(functions: Iterable[FunctionSpec], layer_dirs: Iterable[Path] = ()) -> dict[str, LocalFunction]:
+def load_functions(functions: Iterable[FunctionSpec],
+                   layer_python_dirs: Iterable[Path] = ()) -> dict[str, LocalFunction]:
     """Load every function's handler (set the environment first: handlers read their settings at import)."""
-    for layer in layer_dirs:
-        # Lambda unpacks a layer's python/ folder onto sys.path.
-        python_dir = str(Path(layer) / "python")
+    for layer in layer_python_dirs:
+        # Lambda puts each layer's python/ folder (/opt/python) on sys.path.
+        python_dir = str(layer)
         if Path(python_dir).is_dir() and python_dir not in sys.path:
             sys.path.append(python_dir)
     return {spec.logical_id: LocalFunction(spec, load_handler(spec.code_dir, spec.handler)) for spec in functions}

@@ -106,7 +106,7 @@ class DeployedStack:
     schedules: list[Schedule]
     http_routes: list[HttpRoute]
     authorizers: dict[str, JwtAuthorizer]
-    layer_dirs: list[Path]
+    layer_python_dirs: list[Path]  # what each layer puts on sys.path (Lambda's /opt/python)
     state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
     outputs: dict[str, str] = field(default_factory=dict)
     # Bucket name -> its policy as the template declares it (moto gets it without conditional denies: see below).
@@ -150,7 +150,7 @@ def deploy(template_path: str | Path, region: str, *, parameters: dict[str, str]
     account_id = session.client("sts").get_caller_identity()["Account"]
 
     sam = yaml_parse(template_path.read_text())
-    code_dirs, layer_dirs = _package(sam, base_dir, s3, region, f"{stack_name}-local-artifacts-{account_id}")
+    code_dirs, layer_python_dirs = _package(sam, base_dir, s3, region, f"{stack_name}-local-artifacts-{account_id}")
     cfn_template = transform(sam, dict(parameters or {}), _NoManagedPolicies())
 
     resolve = _Resolver(cfn_template)
@@ -178,7 +178,7 @@ def deploy(template_path: str | Path, region: str, *, parameters: dict[str, str]
     stack = DeployedStack(
         stack_name=stack_name, region=region, account_id=account_id, physical_ids=physical_ids,
         resource_types=resource_types, functions={}, queue_mappings=[], schedules=[], http_routes=[],
-        authorizers={}, layer_dirs=layer_dirs,
+        authorizers={}, layer_python_dirs=layer_python_dirs,
         outputs={k: v for k, v in outputs.items() if not k.startswith(_RESOLVE_PREFIX)})
     stack.functions = _functions(session, stack, cfn_template, code_dirs)
     # Before the bucket notifications exist: their s3:TestEvent would otherwise go through moto's own delivery.
@@ -217,7 +217,7 @@ def _package(sam: dict, base_dir: Path, s3, region: str, bucket: str) -> tuple[d
     """Upload each local CodeUri/ContentUri/DefinitionUri and point the template at the s3:// copy."""
     _ensure_bucket(s3, bucket, region)
     code_dirs: dict[str, Path] = {}
-    layer_dirs: list[Path] = []
+    layer_python_dirs: list[Path] = []
     for logical_id, resource in sam.get("Resources", {}).items():
         prop = _URI_PROPERTIES.get(resource.get("Type", ""))
         props = resource.get("Properties") or {}
@@ -234,8 +234,15 @@ def _package(sam: dict, base_dir: Path, s3, region: str, bucket: str) -> tuple[d
         if resource["Type"] == "AWS::Serverless::Function":
             code_dirs[logical_id] = path
         elif resource["Type"] == "AWS::Serverless::LayerVersion":
-            layer_dirs.append(path)
-    return code_dirs, layer_dirs
+            layer_python_dirs.append(_layer_python_dir(resource, path))
+    return code_dirs, layer_python_dirs
+
+
+def _layer_python_dir(layer: dict, content: Path) -> Path:
+    """The folder a layer puts on sys.path. `sam build` with a python BuildMethod turns ContentUri itself into the
+    layer's python/ folder; a layer without one ships ContentUri as is, with its own python/ folder."""
+    build_method = str((layer.get("Metadata") or {}).get("BuildMethod", ""))
+    return content if build_method.startswith("python") else content / "python"
 
 
 def _ensure_bucket(s3, bucket: str, region: str) -> None:
