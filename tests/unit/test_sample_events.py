@@ -39,3 +39,12 @@ def test_a_queued_privacy_request_carries_its_id_and_nothing_else():
     body = json.loads(message["body"])
     assert list(body) == ["request_id"]
     assert re.fullmatch(REQUEST_ID, body["request_id"])
+
+
+def test_an_erasure_execution_and_its_steps_carry_the_request_id_and_step_names_only():
+    from profilevault.privacy.erasure import STEPS, StepEvent
+
+    execution = json.loads((EVENTS / "erasure_execution.json").read_text())
+    assert set(execution) == {"request_id", "start_at"} and execution["start_at"] in STEPS
+    step = StepEvent.model_validate(json.loads((EVENTS / "erasure_step.json").read_text()))
+    assert (step.step, step.request_id) == ("delete", execution["request_id"])
