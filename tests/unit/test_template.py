@@ -78,3 +78,18 @@ def test_the_keys_tables_recovery_window_is_a_parameter_of_seven_days(template):
     # Then its recovery window is the KeysRecoveryPeriodDays parameter, 7 days unless the operator says otherwise
     assert recovery["RecoveryPeriodInDays"] == {"Ref": "KeysRecoveryPeriodDays"}
     assert template["Parameters"]["KeysRecoveryPeriodDays"]["Default"] == 7
+
+
+def test_every_state_machine_logs_errors_without_execution_data_to_a_log_group_with_retention(template):
+    # Given every state machine of the template
+    machines = of_type(template, "AWS::StepFunctions::StateMachine")
+    assert machines
+    for logical_id, machine in machines.items():
+        logging = machine["Properties"]["LoggingConfiguration"]
+        # Then it never copies execution data (inputs and outputs) into its log
+        assert logging["IncludeExecutionData"] is False, logical_id
+        # And its log group keeps events for LogRetentionDays
+        [destination] = logging["Destinations"]
+        [log_group, _] = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"]
+        assert template["Resources"][log_group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, \
+            logical_id
