@@ -190,12 +190,12 @@ def delete_source(name: str) -> Response[Run]:
 @app.get("/v1/ingestions")
 def get_ingestions(source: Annotated[str | None, Query(max_length=63)] = None, limit: Limit = 100,
                    cursor: Cursor = None) -> IngestionPage:
-    return catalog.list_ingestions(deps, source, limit, cursor)
+    return catalog.list_ingestions(deps, source, limit, cursor, caller().role)
 
 
 @app.get("/v1/ingestions/<ingestion_id>")
 def get_ingestion(ingestion_id: str) -> IngestionView:
-    return catalog.get_ingestion(deps, ingestion_id)
+    return catalog.get_ingestion(deps, ingestion_id, caller().role)
 
 
 @app.get("/v1/ingestions/<ingestion_id>/rejections")

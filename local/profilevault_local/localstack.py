@@ -220,7 +220,7 @@ class LocalStack:
     def _start_functions(self) -> None:
         stack = self.stack
         os.environ.update(runtime.merged_environment(stack.functions.values()))
-        self.functions = runtime.load_functions(stack.functions.values(), stack.layer_dirs)
+        self.functions = runtime.load_functions(stack.functions.values(), stack.layer_python_dirs)
         runtime.install_invoke_hook(self.functions.values())
         for mapping in stack.queue_mappings:
             fn = self.functions.get(mapping.function_logical_id)

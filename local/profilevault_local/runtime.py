@@ -108,11 +108,12 @@ def merged_environment(functions: Iterable[FunctionSpec]) -> dict[str, str]:
     return merged
 
 
-def load_functions(functions: Iterable[FunctionSpec], layer_dirs: Iterable[Path] = ()) -> dict[str, LocalFunction]:
+def load_functions(functions: Iterable[FunctionSpec],
+                   layer_python_dirs: Iterable[Path] = ()) -> dict[str, LocalFunction]:
     """Load every function's handler (set the environment first: handlers read their settings at import)."""
-    for layer in layer_dirs:
-        # Lambda unpacks a layer's python/ folder onto sys.path.
-        python_dir = str(Path(layer) / "python")
+    for layer in layer_python_dirs:
+        # Lambda puts each layer's python/ folder (/opt/python) on sys.path.
+        python_dir = str(layer)
         if Path(python_dir).is_dir() and python_dir not in sys.path:
             sys.path.append(python_dir)
     return {spec.logical_id: LocalFunction(spec, load_handler(spec.code_dir, spec.handler)) for spec in functions}
@@ -220,38 +221,66 @@ def retry_delay_seconds(receive_count: int) -> int:
     return min(30, 5 * 2 ** max(0, receive_count - 1))
 
 
-def process_batch(sqs, mapping: QueueMapping, fn: LocalFunction, region: str, wait_seconds: int = 1) -> int:
-    """Receive one batch from the mapping's queue, run the function, delete what succeeded and schedule a retry
-    for what failed. Returns the number of messages received (0 when the queue had nothing visible)."""
-    received = sqs.receive_message(QueueUrl=mapping.queue_url, MaxNumberOfMessages=min(10, mapping.batch_size),
-                                   WaitTimeSeconds=wait_seconds, AttributeNames=["All"],
-                                   MessageAttributeNames=["All"]).get("Messages", [])
-    if not received:
-        return 0
-    messages = []
-    for m in received:
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one batch: the function's response (None if it was not called or raised), the IDs of the
+    messages that failed, and the exception the function raised, if any."""
+
+    response: Any = None
+    failed: frozenset[str] = frozenset()
+    error: Exception | None = None
+
+
+def receive_batch(sqs, mapping: QueueMapping, wait_seconds: int = 1) -> list[dict]:
+    """One receive of Lambda's SQS poller: up to the mapping's batch size, with every attribute (the receive count
+    among them)."""
+    return sqs.receive_message(QueueUrl=mapping.queue_url, MaxNumberOfMessages=min(10, mapping.batch_size),
+                               WaitTimeSeconds=wait_seconds, AttributeNames=["All"],
+                               MessageAttributeNames=["All"]).get("Messages", [])
+
+
+def deliver_batch(sqs, mapping: QueueMapping, fn: LocalFunction, messages: list[dict], region: str,
+                  retry_delay: Callable[[int], int] | None) -> Delivery:
+    """Hand received messages to the function as Lambda's SQS poller does: S3 test events are deleted unseen, the
+    rest go in one event; what succeeded is deleted, what failed stays on the queue for a retry. A failed message
+    is visible again after `retry_delay(receive count)` seconds, or, with None, after the queue's visibility timeout
+    (Lambda's own behaviour); once it has been received maxReceiveCount times the queue's redrive policy moves it
+    to the dead-letter queue. The local pollers and the tests' harness both deliver through here."""
+    to_function = []
+    for m in messages:
         if _is_s3_test_event(m["Body"]):
             sqs.delete_message(QueueUrl=mapping.queue_url, ReceiptHandle=m["ReceiptHandle"])
         else:
-            messages.append(m)
-    if not messages:
-        return len(received)
-    ids = [m["MessageId"] for m in messages]
+            to_function.append(m)
+    if not to_function:
+        return Delivery()
+    ids = [m["MessageId"] for m in to_function]
+    response, error = None, None
     try:
-        result = fn.invoke(sqs_event(messages, mapping.queue_arn, region))
-        failed = failed_message_ids(result, ids, mapping.reports_batch_item_failures)
+        response = fn.invoke(sqs_event(to_function, mapping.queue_arn, region))
+        failed = failed_message_ids(response, ids, mapping.reports_batch_item_failures)
     except Exception as exc:  # a raised exception fails the whole batch, as in Lambda
         log.warning("function %s raised %s; %d message(s) will be retried", fn.spec.logical_id,
-                    type(exc).__name__, len(messages))
-        failed = set(ids)
-    for m in messages:
-        if m["MessageId"] in failed:
+                    type(exc).__name__, len(to_function))
+        error, failed = exc, set(ids)
+    for m in to_function:
+        if m["MessageId"] not in failed:
+            sqs.delete_message(QueueUrl=mapping.queue_url, ReceiptHandle=m["ReceiptHandle"])
+        elif retry_delay is not None:
             count = int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
             sqs.change_message_visibility(QueueUrl=mapping.queue_url, ReceiptHandle=m["ReceiptHandle"],
-                                          VisibilityTimeout=retry_delay_seconds(count))
-        else:
-            sqs.delete_message(QueueUrl=mapping.queue_url, ReceiptHandle=m["ReceiptHandle"])
-    log.info("queue batch for %s: %d ok, %d failed", fn.spec.logical_id, len(messages) - len(failed), len(failed))
+                                          VisibilityTimeout=retry_delay(count))
+    log.info("queue batch for %s: %d ok, %d failed", fn.spec.logical_id, len(to_function) - len(failed),
+             len(failed))
+    return Delivery(response=response, failed=frozenset(failed), error=error)
+
+
+def process_batch(sqs, mapping: QueueMapping, fn: LocalFunction, region: str, wait_seconds: int = 1) -> int:
+    """Receive one batch from the mapping's queue and deliver it, retrying failures after a short back-off (so a
+    user sees them happen). Returns the number of messages received (0 when the queue had nothing visible)."""
+    received = receive_batch(sqs, mapping, wait_seconds)
+    if received:
+        deliver_batch(sqs, mapping, fn, received, region, retry_delay=retry_delay_seconds)
     return len(received)
 
 

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from samtranslator.parser.parser import Parser
 from samtranslator.translator.transform import transform
+from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
 log = logging.getLogger(__name__)
@@ -104,9 +106,11 @@ class DeployedStack:
     schedules: list[Schedule]
     http_routes: list[HttpRoute]
     authorizers: dict[str, JwtAuthorizer]
-    layer_dirs: list[Path]
+    layer_python_dirs: list[Path]  # what each layer puts on sys.path (Lambda's /opt/python)
     state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
     outputs: dict[str, str] = field(default_factory=dict)
+    # Bucket name -> its policy as the template declares it (moto gets it without conditional denies: see below).
+    bucket_policies: dict[str, dict] = field(default_factory=dict)
 
     def of_type(self, resource_type: str) -> dict[str, str]:
         return {lid: self.physical_ids[lid] for lid, t in self.resource_types.items()
@@ -146,7 +150,7 @@ def deploy(template_path: str | Path, region: str, *, parameters: dict[str, str]
     account_id = session.client("sts").get_caller_identity()["Account"]
 
     sam = yaml_parse(template_path.read_text())
-    code_dirs, layer_dirs = _package(sam, base_dir, s3, region, f"{stack_name}-local-artifacts-{account_id}")
+    code_dirs, layer_python_dirs = _package(sam, base_dir, s3, region, f"{stack_name}-local-artifacts-{account_id}")
     cfn_template = transform(sam, dict(parameters or {}), _NoManagedPolicies())
 
     resolve = _Resolver(cfn_template)
@@ -174,7 +178,7 @@ def deploy(template_path: str | Path, region: str, *, parameters: dict[str, str]
     stack = DeployedStack(
         stack_name=stack_name, region=region, account_id=account_id, physical_ids=physical_ids,
         resource_types=resource_types, functions={}, queue_mappings=[], schedules=[], http_routes=[],
-        authorizers={}, layer_dirs=layer_dirs,
+        authorizers={}, layer_python_dirs=layer_python_dirs,
         outputs={k: v for k, v in outputs.items() if not k.startswith(_RESOLVE_PREFIX)})
     stack.functions = _functions(session, stack, cfn_template, code_dirs)
     # Before the bucket notifications exist: their s3:TestEvent would otherwise go through moto's own delivery.
@@ -183,6 +187,21 @@ def deploy(template_path: str | Path, region: str, *, parameters: dict[str, str]
     stack.schedules = _schedules(session, stack, cfn_template)
     stack.http_routes, stack.authorizers = _http_apis(plan, resolve)
     return stack
+
+
+def translate(template_path: str | Path, parameters: dict[str, str] | None = None,
+              region: str = "eu-central-1") -> dict:
+    """template.yaml as the plain CloudFormation `deploy` creates (aws-sam-translator's output, code locations
+    standing in as s3:// URIs): what the template declares, readable without deploying it."""
+    sam = yaml_parse(Path(template_path).read_text())
+    for logical_id, resource in sam.get("Resources", {}).items():
+        prop = _URI_PROPERTIES.get(resource.get("Type", ""))
+        props = resource.get("Properties") or {}
+        if prop and isinstance(props.get(prop), str) and not props[prop].startswith("s3://"):
+            props[prop] = f"s3://translated-only/{logical_id}"
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
+    return translator.translate(sam, parameter_values=dict(parameters or {}),
+                                get_managed_policy_map=_NoManagedPolicies().load)
 
 
 # ------------------------------------------------------------------ packaging and translation
@@ -198,7 +217,7 @@ def _package(sam: dict, base_dir: Path, s3, region: str, bucket: str) -> tuple[d
     """Upload each local CodeUri/ContentUri/DefinitionUri and point the template at the s3:// copy."""
     _ensure_bucket(s3, bucket, region)
     code_dirs: dict[str, Path] = {}
-    layer_dirs: list[Path] = []
+    layer_python_dirs: list[Path] = []
     for logical_id, resource in sam.get("Resources", {}).items():
         prop = _URI_PROPERTIES.get(resource.get("Type", ""))
         props = resource.get("Properties") or {}
@@ -215,8 +234,15 @@ def _package(sam: dict, base_dir: Path, s3, region: str, bucket: str) -> tuple[d
         if resource["Type"] == "AWS::Serverless::Function":
             code_dirs[logical_id] = path
         elif resource["Type"] == "AWS::Serverless::LayerVersion":
-            layer_dirs.append(path)
-    return code_dirs, layer_dirs
+            layer_python_dirs.append(_layer_python_dir(resource, path))
+    return code_dirs, layer_python_dirs
+
+
+def _layer_python_dir(layer: dict, content: Path) -> Path:
+    """The folder a layer puts on sys.path. `sam build` with a python BuildMethod turns ContentUri itself into the
+    layer's python/ folder; a layer without one ships ContentUri as is, with its own python/ folder."""
+    build_method = str((layer.get("Metadata") or {}).get("BuildMethod", ""))
+    return content if build_method.startswith("python") else content / "python"
 
 
 def _ensure_bucket(s3, bucket: str, region: str) -> None:
@@ -300,12 +326,15 @@ class _GapPlan:
     state_machines: dict[str, dict] = field(default_factory=dict)  # logical id -> {name, properties}
     http_apis: dict[str, dict] = field(default_factory=dict)  # logical id -> deferred OpenAPI body
     table_ttls: dict[str, dict] = field(default_factory=dict)  # table logical id -> TimeToLiveSpecification
+    table_recovery: dict[str, dict] = field(default_factory=dict)  # table logical id -> its PITR specification
+    bucket_policies: list[dict] = field(default_factory=list)
+    alarms: dict[str, dict] = field(default_factory=dict)  # logical id -> deferred properties
 
 
 def _plan_gaps(template: dict, stack_name: str, resolve: _Resolver) -> _GapPlan:
     """Take out of the template what moto's CloudFormation ignores (bucket notifications, lifecycle rules,
-    versioning and Object Lock, table TTLs, queue and bucket policies) or cannot create, keeping what is needed to
-    create it another way once the stack exists."""
+    versioning and Object Lock, table TTLs and point-in-time recovery, bucket and queue policies, alarms) or cannot
+    create, keeping what is needed to create it another way once the stack exists."""
     resources = template["Resources"]
     plan = _GapPlan()
     removed: set[str] = set()
@@ -317,13 +346,21 @@ def _plan_gaps(template: dict, stack_name: str, resolve: _Resolver) -> _GapPlan:
                                               "VersioningConfiguration", "ObjectLockConfiguration") if k in props}
             if gaps:
                 plan.bucket_configs[logical_id] = resolve.defer(gaps)
-        elif rtype == "AWS::DynamoDB::Table" and "TimeToLiveSpecification" in props:
-            plan.table_ttls[logical_id] = resolve.defer(props.pop("TimeToLiveSpecification"))
+        elif rtype == "AWS::DynamoDB::Table":
+            if "TimeToLiveSpecification" in props:
+                plan.table_ttls[logical_id] = resolve.defer(props.pop("TimeToLiveSpecification"))
+            if "PointInTimeRecoverySpecification" in props:
+                plan.table_recovery[logical_id] = resolve.defer(props.pop("PointInTimeRecoverySpecification"))
         elif rtype == "AWS::SQS::QueuePolicy":
             plan.queue_policies.append(resolve.defer(props))
             removed.add(logical_id)
         elif rtype == "AWS::S3::BucketPolicy":
             plan.bucket_policies.append(resolve.defer(props))
+            removed.add(logical_id)
+        elif rtype == "AWS::CloudWatch::Alarm":
+            # Locally there is nobody to notify: the actions (an optional SNS topic) are left out.
+            plan.alarms[logical_id] = resolve.defer(
+                {k: v for k, v in props.items() if k not in ("AlarmActions", "OKActions", "InsufficientDataActions")})
             removed.add(logical_id)
         elif rtype.startswith("AWS::ApiGatewayV2::"):
             if rtype == "AWS::ApiGatewayV2::Api":
@@ -445,6 +482,26 @@ def _fill_gaps(session, stack: DeployedStack, plan: _GapPlan, resolve: _Resolver
         ttl = resolve(ttl)
         dynamodb.update_time_to_live(TableName=stack.physical_ids[logical_id], TimeToLiveSpecification={
             "AttributeName": ttl["AttributeName"], "Enabled": _bool(ttl.get("Enabled", False))})
+    for logical_id, spec in plan.table_recovery.items():
+        spec = resolve(spec)
+        recovery = {"PointInTimeRecoveryEnabled": _bool(spec.get("PointInTimeRecoveryEnabled", False))}
+        if "RecoveryPeriodInDays" in spec:
+            recovery["RecoveryPeriodInDays"] = int(spec["RecoveryPeriodInDays"])
+        dynamodb.update_continuous_backups(TableName=stack.physical_ids[logical_id],
+                                           PointInTimeRecoverySpecification=recovery)
+    for props in plan.bucket_policies:
+        props = resolve(props)
+        stack.bucket_policies[props["Bucket"]] = props["PolicyDocument"]
+        enforceable = _enforceable_by_moto(props["PolicyDocument"])
+        if enforceable["Statement"]:
+            s3.put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(enforceable))
+    if plan.alarms:
+        cloudwatch = session.client("cloudwatch")
+        for logical_id, props in plan.alarms.items():
+            alarm = _alarm_to_api(resolve(props), f"{stack.stack_name}-{logical_id}")
+            cloudwatch.put_metric_alarm(**alarm)
+            stack.physical_ids[logical_id] = alarm["AlarmName"]
+            stack.resource_types[logical_id] = "AWS::CloudWatch::Alarm"
     sqs = session.client("sqs")
     for props in plan.queue_policies:
         props = resolve(props)
@@ -524,6 +581,30 @@ def _lifecycle_to_api(config: dict) -> dict:
             log.warning("lifecycle rule %s: properties not applied locally: %s", rule.get("Id"), sorted(unknown))
         rules.append(api)
     return {"Rules": rules}
+
+
+def _enforceable_by_moto(policy: dict) -> dict:
+    """The policy without its conditional Deny statements. moto checks bucket policies on object requests but
+    treats a condition it cannot evaluate (all but StringEquals, and any key a request does not carry) as met: a
+    Deny of requests without TLS (aws:SecureTransport) would deny every request, and the local stack talks plain
+    HTTP. The declared policy stays in DeployedStack.bucket_policies."""
+    kept = [s for s in policy.get("Statement", []) if not (s.get("Effect") == "Deny" and s.get("Condition"))]
+    return {**policy, "Statement": kept}
+
+
+def _alarm_to_api(props: dict, default_name: str) -> dict:
+    """CloudFormation's AWS::CloudWatch::Alarm properties -> PutMetricAlarm's (a metric alarm; numbers as numbers)."""
+    api = {k: v for k, v in props.items() if k not in ("Period", "EvaluationPeriods", "DatapointsToAlarm",
+                                                       "Threshold", "ActionsEnabled")}
+    api["AlarmName"] = props.get("AlarmName") or default_name
+    for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+        if key in props:
+            api[key] = int(props[key])
+    if "Threshold" in props:
+        api["Threshold"] = float(props["Threshold"])
+    if "ActionsEnabled" in props:
+        api["ActionsEnabled"] = _bool(props["ActionsEnabled"])
+    return api
 
 
 def _notifications_to_api(config: dict) -> dict:

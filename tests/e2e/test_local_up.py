@@ -44,6 +44,15 @@ def http(method: str, url: str, token: str | None = None, body: dict | None = No
         return e.code, json.loads(e.read() or b"null")
 
 
+def wait_for(probe, done, timeout: float = 60, interval: float = 0.3):
+    """Calls probe() until done(result) holds or the timeout passes, and returns the last result (the assertions
+    that follow say what was expected): a bound on waiting for the stack's threads, not a timed assertion."""
+    deadline = time.monotonic() + timeout
+    while not done(result := probe()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return result
+
+
 class RunningStack:
     def __init__(self, tmp: Path, *extra: str):
         self.state_file = tmp / "local.json"
@@ -218,17 +227,15 @@ def test_dropped_file_reaches_the_ingest_function_through_sqs(local):
     local.s3.put_object(Bucket=local.state["landing_bucket"], Key="sources/e2e_drop/full/people.csv",
                         Body=b"id,mail\n1,one@example.org\n2,two@example.org\n")
     # Then the S3 notification travels through SQS to the ingest function, which records the ingestion
-    deadline, items = time.monotonic() + 60, []
-    while time.monotonic() < deadline:
-        items = http("GET", f"{local.api}/v1/ingestions?source=e2e_drop", admin)[1].get("items", [])
-        if items and items[0].get("status") in ("completed", "failed"):
-            break
-        time.sleep(0.3)
+    items = wait_for(lambda: http("GET", f"{local.api}/v1/ingestions?source=e2e_drop", admin)[1].get("items", []),
+                     lambda found: found and found[0].get("status") in ("completed", "failed"))
     assert [(i["file"], i["status"], i["rows_stored"]) for i in items] == [
         ("sources/e2e_drop/full/people.csv", "completed", 2)]
-    attrs = local.sqs.get_queue_attributes(QueueUrl=local.state["queues"]["IngestQueue"],
-                                           AttributeNames=["ApproximateNumberOfMessages",
-                                                           "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    # And the poller deletes the message once the function returned (a moment after the ingestion completed)
+    attrs = wait_for(lambda: local.sqs.get_queue_attributes(
+        QueueUrl=local.state["queues"]["IngestQueue"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"],
+        lambda counts: counts == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"})
     assert attrs == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
 
 
@@ -236,19 +243,31 @@ def test_schedule_can_be_fired_on_demand(local):
     # Given the template's hourly refresh schedule
     rule = local.state["schedules"][0]
     # When it is fired through the local endpoint
-    status, body = http("POST", f"{local.api}/_local/schedules/{rule}", local.state["tokens"]["admin"])
-    # Then the refresh function ran with a scheduled event
+    admin = local.state["tokens"]["admin"]
+    status, body = http("POST", f"{local.api}/_local/schedules/{rule}", admin)
+    # Then the refresh function ran with a scheduled event and queued a refresh
     assert status == 200 and body["rule"] == rule
+    refresh_id = body["result"]["id"]
+    # And the jobs poller ran that refresh to the end: a full run, as the hourly reconciliation is
+    status, refresh = wait_for(lambda: http("GET", f"{local.api}/v1/refreshes/{refresh_id}", admin),
+                               lambda answer: answer[1].get("status") in ("completed", "failed"))
+    assert status == 200
+    assert (refresh["id"], refresh["trigger"], refresh["status"], refresh["mode"]) == (
+        refresh_id, "schedule", "completed", "full")
 
 
-def test_sigterm_stops_cleanly_and_removes_the_state_file(local):
-    # Given the running stack (this test ends it; it runs last in this module)
-    # When it receives SIGTERM
-    os.killpg(local.proc.pid, signal.SIGTERM)
-    code = local.proc.wait(15)
+def test_sigterm_stops_cleanly_and_removes_the_state_file(tmp_path):
+    # Given a running stack of this test's own (so the module's stack, and the order of tests, do not matter)
+    stack = RunningStack(tmp_path, "--no-demo")
+    try:
+        # When it receives SIGTERM
+        os.killpg(stack.proc.pid, signal.SIGTERM)
+        code = stack.proc.wait(15)
+    finally:
+        stack.stop()
     # Then it exits 0 and its state file is gone
     assert code == 0
-    assert not local.state_file.exists()
+    assert not stack.state_file.exists()
 
 
 def test_busy_port_fails_fast_with_a_clear_message(tmp_path):

@@ -3,9 +3,8 @@ what the API enforces: every cell is walked through the real handler."""
 import re
 from pathlib import Path
 
-from conftest import api_event, lambda_context
-
 from profilevault.api.access import PUBLIC, ROUTES, Role
+from tests.helpers import api_event, lambda_context
 
 ROLES = [r.value for r in Role]
 

@@ -1,6 +1,7 @@
 """The HTTP API's contract for sources and access control, through the real handler."""
 import pytest
-from conftest import api_event, lambda_context
+
+from tests.helpers import api_event, lambda_context
 
 CRM = {"format": "csv", "primary_key": "id", "importance": 1,
        "fields": {"mail": "email", "given": "first_name", "note": "custom.note"}}

@@ -5,11 +5,11 @@ import json
 import threading
 
 import pytest
-from conftest import api_event, lambda_context, sample_event
 
 from profilevault.audit import trail
 from profilevault.audit.trail import Actor
 from profilevault.wiring import build_deps
+from tests.helpers import api_event, lambda_context, sample_event
 
 CANARY_EMAIL = "canary.audit.7f3a@example.org"
 CANARY_NAME = "Zebulonia"

@@ -10,11 +10,11 @@ from datetime import timedelta
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from conftest import REGION
 
 from profilevault.keys import vault
 from profilevault.privacy import erasure, suppression
 from profilevault.wiring import build_deps
+from tests.helpers import REGION
 
 # The person to erase carries canary values: none of them may be found anywhere afterwards.
 CANARIES = ("zyx.canary", "ZYX.CANARY", "Zyxanna", "Qworthberg", "4930111111", "Canarystr")

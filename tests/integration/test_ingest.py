@@ -104,7 +104,8 @@ def test_no_row_value_is_stored_or_logged_in_plaintext(crm, caplog, capsys):
     crm.api("GET", f"/v1/sources/crm/records/{canaries[0]}")
     # Then no canary appears in any DynamoDB item, S3 object, queue message or log line
     at_rest = crm.stored_bytes()
-    logs = caplog.text + capsys.readouterr().out + capsys.readouterr().err
+    printed = capsys.readouterr()  # one read: a second would find nothing left
+    logs = caplog.text + printed.out + printed.err
     for canary in canaries + ["49151123456"]:
         assert canary.encode() not in at_rest, canary
         assert canary not in logs, canary
@@ -257,6 +258,37 @@ def test_ingestions_page_newest_first_per_source_and_overall(crm):
     assert status == 422 and "not-a-cursor" not in problem["detail"]
 
 
+def test_only_admins_and_privacy_officers_see_which_file_an_ingestion_read(crm):
+    # Given an ingested file whose name an uploader chose after a person
+    crm.drop("crm", "anna-schmidt.csv", crm_csv(1, bad_rows=False))
+    crm.deliver()
+    # When each role lists the source's ingestions and reads that one
+    for role, sees_file in (("admin", True), ("privacy_officer", True), ("analyst", False), ("auditor", False)):
+        [listed] = crm.api("GET", "/v1/ingestions", role=role, query={"source": "crm"})[1]["items"]
+        read = crm.api("GET", f"/v1/ingestions/{listed['id']}", role=role)[1]
+        # Then only admins and privacy officers see the file name; everyone sees how the ingestion went
+        for shown in (listed, read):
+            assert ("file" in shown) is sees_file, role
+            assert "anna-schmidt" not in json.dumps(shown) or sees_file, role
+            assert (shown["status"], shown["rows_stored"]) == ("completed", 1)
+
+
+@pytest.mark.handler_env(PV_DATA_KEY_CACHE_SECONDS="0")
+def test_only_admins_see_why_a_file_waits_for_a_retry(crm):
+    # Given a file that waits for a retry because the tenant's KMS key is disabled
+    crm.kms.disable_key(KeyId=crm.tenant_key_arn)
+    crm.drop("crm", "people.csv", crm_csv(1, bad_rows=False))
+    crm.deliver()
+    [ingestion] = ingestions(crm, "crm")
+    # When an admin and an analyst read it
+    for_admin = crm.api("GET", f"/v1/ingestions/{ingestion['id']}", role="admin")[1]
+    for_analyst = crm.api("GET", f"/v1/ingestions/{ingestion['id']}", role="analyst")[1]
+    # Then the admin learns which key refused and why; the analyst only that a retry is pending
+    assert crm.tenant_key_arn in for_admin["last_error"] and "DisabledException" in for_admin["last_error"]
+    assert for_analyst["status"] == "processing" and "retr" in for_analyst["last_error"]
+    assert crm.tenant_key_arn.split("/")[-1] not in for_analyst["last_error"] and "KMS" not in for_analyst["last_error"]
+
+
 def deliver_failing(stack, messages: list[dict]) -> list[dict]:
     """Delivers messages to the ingest function; returns those that failed."""
     failed = {f["itemIdentifier"] for f in stack.deliver(messages)["batchItemFailures"]}
@@ -393,3 +425,23 @@ def test_a_retried_file_does_not_take_its_own_first_try_for_duplicates(crm, monk
     [ingestion] = ingestions(crm, "crm")
     assert (ingestion["status"], ingestion["rows_stored"], ingestion["warnings"]) == ("completed", 1200, 0)
     assert "duplicate_key_rows" not in ingestion
+
+
+@pytest.mark.handler_env(PV_DATA_KEY_CACHE_SECONDS="0")
+def test_only_admins_see_the_last_error_of_a_file_the_queue_gave_up_on(crm):
+    # Given a file the ingest queue gave up on after its tries failed on the disabled tenant key
+    crm.kms.disable_key(KeyId=crm.tenant_key_arn)
+    crm.drop("crm", "customers.csv", crm_csv(1, bad_rows=False))
+    messages = crm.queue_messages()
+    while messages:
+        messages = redeliver(crm, deliver_failing(crm, messages))
+    crm.deliver(crm.queue_messages("IngestDeadLetterQueue"), "IngestDeadLetterQueue", "IngestDeadLettersFunction")
+    [ingestion] = ingestions(crm, "crm")
+    # When an admin and an analyst read it
+    for_admin = crm.api("GET", f"/v1/ingestions/{ingestion['id']}", role="admin")[1]
+    for_analyst = crm.api("GET", f"/v1/ingestions/{ingestion['id']}", role="analyst")[1]
+    # Then both see that it failed after 5 tries; only the admin sees the last error, which names the key
+    assert for_admin["status"] == for_analyst["status"] == "failed"
+    assert crm.tenant_key_arn in for_admin["reason"]
+    assert for_analyst["reason"].startswith("given up after 5 tries")
+    assert crm.tenant_key_arn.split("/")[-1] not in for_analyst["reason"] and "KMS" not in for_analyst["reason"]

@@ -182,3 +182,65 @@ def test_traces_cover_the_flows_and_never_record_responses_or_errors(crm, traces
     names = {name.removeprefix("## ").rsplit(".", 1)[-1] for name in traces.subsegments}
     assert {"lambda_handler", "ingest_landing_object", "run_unification", "search_profiles", "get_profile"} <= names
     assert traces.metadata == []
+
+
+class CollectingEmitter:
+    """Stands in for the X-Ray daemon: keeps every segment and subsegment the SDK would send, as JSON."""
+
+    def __init__(self):
+        self.documents: list[str] = []
+
+    def send_entity(self, entity) -> None:
+        self.documents.append(entity.serialize())
+
+    def set_daemon_address(self, address) -> None:
+        pass
+
+    def entities(self) -> list[dict]:
+        """Every segment and subsegment sent, nested ones included."""
+        found, pending = [], [json.loads(d) for d in self.documents]
+        while pending:
+            entity = pending.pop()
+            found.append(entity)
+            pending.extend(entity.get("subsegments", []))
+        return found
+
+
+@pytest.fixture
+def xray(monkeypatch) -> CollectingEmitter:
+    """The X-Ray SDK recording for real, with botocore instrumented as Powertools' Tracer instruments it in Lambda
+    (patch_all); what it would send is collected. Everything is undone afterwards."""
+    import botocore.client
+    import botocore.endpoint
+    from aws_xray_sdk import global_sdk_config
+    from aws_xray_sdk.core import patch, xray_recorder
+
+    # Recorded so that monkeypatch puts the uninstrumented methods back.
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", botocore.client.BaseClient._make_api_call)
+    monkeypatch.setattr(botocore.endpoint.Endpoint, "prepare_request", botocore.endpoint.Endpoint.prepare_request)
+    emitter = CollectingEmitter()
+    monkeypatch.setattr(xray_recorder, "_emitter", emitter)
+    monkeypatch.setattr(xray_recorder, "_sampling", False)
+    was_enabled = global_sdk_config.sdk_enabled()
+    global_sdk_config.set_sdk_enabled(True)
+    patch(["botocore"])
+    xray_recorder.begin_segment("profilevault-test", sampling=1)
+    yield emitter
+    if xray_recorder.current_segment() is not None:
+        xray_recorder.end_segment()
+    global_sdk_config.set_sdk_enabled(was_enabled)
+    del botocore.client._xray_enabled
+
+
+def test_traces_of_an_ingestion_do_not_carry_the_file_name(crm, xray):
+    from aws_xray_sdk.core import xray_recorder
+
+    # Given a file whose name an uploader chose after a person
+    crm.drop("crm", "anna-schmidt-1985.csv", b"id,mail\n1,one@example.org\n")
+    # When it is ingested with X-Ray recording every AWS call (S3 reads and deletes of that very object among them)
+    assert crm.deliver()["batchItemFailures"] == []
+    xray_recorder.end_segment()
+    # Then the traces hold the S3 calls, but not the object key, nor any part of the file name
+    s3_calls = [e["aws"] for e in xray.entities() if e.get("namespace") == "aws" and e["name"] == "s3"]
+    assert {"GetObject", "DeleteObject"} <= {call["operation"] for call in s3_calls}
+    assert "anna-schmidt" not in "\n".join(xray.documents)

@@ -8,7 +8,8 @@ import zipfile
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import lambda_context, sample_event
+
+from tests.helpers import lambda_context, sample_event
 
 OFFICER = "privacy_officer"
 VERIFIED = {"method": "id card", "reference": "checked at the front desk"}

@@ -3,7 +3,6 @@ role, explainable, searchable through blind indexes, undone when a source is rem
 import json
 
 import pytest
-from conftest import lambda_context, sample_event
 
 from profilevault.errors import Conflict
 from profilevault.profiles import state as unification_state
@@ -11,6 +10,7 @@ from profilevault.storage.changes import ChangeJournal
 from profilevault.storage.dynamo import Tables
 from profilevault.storage.records import RecordRepository
 from profilevault.storage.runs import RunRepository
+from tests.helpers import lambda_context, sample_event
 
 CRM = "id,mail,given,family,born,tel\n" + "".join([
     "c1,anna.berg@example.org,Anna,Berg,1985-03-02,+4930111111\n",
@@ -239,14 +239,19 @@ def test_a_run_that_keeps_failing_says_so_before_its_job_goes_to_the_dead_letter
     load(stack, shop=False)
     run = stack.api("POST", "/v1/unification/runs")[1]  # audited: naming the actor needs the key
     stack.kms.disable_key(KeyId=stack.tenant_key_arn)
-    [message] = stack.queue_messages("JobsQueue", max_messages=1)
     tries = jobs_queue_tries(stack)
     for receive in range(1, tries + 1):
-        assert stack.deliver([delivered_for_the(receive, message)], "JobsQueue", "RefreshFunction")[
-            "batchItemFailures"]
+        [message] = stack.queue_messages("JobsQueue", max_messages=1)
+        assert message["Attributes"]["ApproximateReceiveCount"] == str(receive)
+        assert stack.deliver([message], "JobsQueue", "RefreshFunction")["batchItemFailures"]
         status = stack.api("GET", f"/v1/unification/runs/{run['id']}")[1]["status"]
         assert status == ("failed" if receive == tries else "running")
+        stack.make_visible([message], "JobsQueue")  # the visibility timeout passes: SQS offers it again
     assert "KeyUnavailable" in stack.api("GET", f"/v1/unification/runs/{run['id']}")[1]["reason"]
+    # The queue's redrive policy moves it to the dead-letter queue instead of another try
+    assert stack.queue_messages("JobsQueue") == []
+    [dead] = stack.queue_messages("JobsDeadLetterQueue")
+    assert run["id"] in dead["Body"]
 
 
 @pytest.mark.handler_env(PV_DATA_KEY_CACHE_SECONDS="0")

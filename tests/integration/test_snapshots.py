@@ -4,7 +4,8 @@ import json
 import logging
 
 import pytest
-from conftest import lambda_context, sample_event
+
+from tests.helpers import lambda_context, sample_event
 
 THREE = b"id,mail\nS1,a@example.org\nS2,b@example.org\nS3,c@example.org\n"
 FOUR = THREE + b"S4,d@example.org\n"

@@ -1,11 +1,10 @@
-"""profilevault.keys.keyring.TenantKeyring over moto KMS + DynamoDB, and the KMS key-state patch for moto."""
+"""profilevault.keys.keyring.TenantKeyring over moto KMS + DynamoDB (with the local stack's KMS key-state patch,
+so revocation behaves as in AWS; the patch's own tests are in tests/local/test_kms_state.py)."""
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.kms.models import KmsBackend
-from moto.server import ThreadedMotoServer
 
 from profilevault.errors import Conflict, DecryptionFailed, InvalidInput, KeyUnavailable
 from profilevault.keys import crypto
@@ -533,83 +532,3 @@ def test_switch_fails_cleanly_when_the_current_key_is_revoked(
     # Then the error names the current (revoked) key and the store is unchanged
     assert tenant_key_arn in error.value.detail
     assert stored_item(dynamodb) == item_before
-
-
-# ---------------------------------------------------------------------------------------------- kms_state patch
-def kms_error_code(call) -> str:
-    with pytest.raises(ClientError) as error:
-        call()
-    return error.value.response["Error"]["Code"]
-
-
-def test_enforce_kms_key_state_is_idempotent(key_state_enforced):
-    # Given the patch installed once
-    patched = (KmsBackend.encrypt, KmsBackend.decrypt, KmsBackend.re_encrypt, KmsBackend.generate_data_key)
-    # When it is installed again
-    enforce_kms_key_state()
-    # Then the backend methods are not wrapped a second time
-    assert (KmsBackend.encrypt, KmsBackend.decrypt, KmsBackend.re_encrypt, KmsBackend.generate_data_key) == patched
-
-
-def test_disabled_key_refuses_every_cryptographic_operation(key_state_enforced, kms, tenant_key_arn, second_key_arn):
-    # Given a ciphertext made while the key was enabled, then the key disabled
-    blob = kms.encrypt(KeyId=tenant_key_arn, Plaintext=b"x")["CiphertextBlob"]
-    kms.disable_key(KeyId=tenant_key_arn)
-    # When / Then every operation fails with DisabledException, as in AWS
-    codes = {
-        kms_error_code(lambda: kms.encrypt(KeyId=tenant_key_arn, Plaintext=b"x")),
-        kms_error_code(lambda: kms.decrypt(CiphertextBlob=blob)),
-        kms_error_code(lambda: kms.generate_data_key(KeyId=tenant_key_arn, KeySpec="AES_256")),
-        kms_error_code(lambda: kms.generate_data_key_without_plaintext(KeyId=tenant_key_arn, KeySpec="AES_256")),
-        kms_error_code(lambda: kms.re_encrypt(CiphertextBlob=blob, DestinationKeyId=second_key_arn)),
-    }
-    assert codes == {"DisabledException"}
-
-
-def test_re_encrypt_to_a_disabled_destination_is_refused(key_state_enforced, kms, tenant_key_arn, second_key_arn):
-    # Given a ciphertext under an enabled key and a disabled destination key
-    blob = kms.encrypt(KeyId=tenant_key_arn, Plaintext=b"x")["CiphertextBlob"]
-    kms.disable_key(KeyId=second_key_arn)
-    # When / Then re-encrypting to it fails with DisabledException
-    assert kms_error_code(lambda: kms.re_encrypt(CiphertextBlob=blob, DestinationKeyId=second_key_arn)) == (
-        "DisabledException"
-    )
-
-
-def test_pending_deletion_key_refuses_decrypt_with_invalid_state(key_state_enforced, kms, tenant_key_arn):
-    # Given a ciphertext and its key scheduled for deletion
-    blob = kms.encrypt(KeyId=tenant_key_arn, Plaintext=b"x")["CiphertextBlob"]
-    kms.schedule_key_deletion(KeyId=tenant_key_arn, PendingWindowInDays=7)
-    # When / Then decrypting fails with KMSInvalidStateException, whose message names the key
-    with pytest.raises(ClientError) as error:
-        kms.decrypt(CiphertextBlob=blob)
-    assert error.value.response["Error"]["Code"] == "KMSInvalidStateException"
-    assert tenant_key_arn in error.value.response["Error"]["Message"]
-
-
-def test_enabled_keys_work_normally_under_the_patch(key_state_enforced, kms, tenant_key_arn):
-    # Given an enabled key with the patch installed
-    # When a value is encrypted and decrypted
-    blob = kms.encrypt(KeyId=tenant_key_arn, Plaintext=b"x", EncryptionContext={"a": "b"})["CiphertextBlob"]
-    # Then it round-trips
-    assert kms.decrypt(CiphertextBlob=blob, EncryptionContext={"a": "b"})["Plaintext"] == b"x"
-
-
-def test_key_state_is_enforced_by_a_threaded_moto_server(key_state_enforced, aws_credentials):
-    # Given a moto server running in this process
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        kms = boto3.client("kms", region_name=REGION, endpoint_url=f"http://{host}:{port}")
-        arn = kms.create_key()["KeyMetadata"]["Arn"]
-        blob = kms.encrypt(KeyId=arn, Plaintext=b"x")["CiphertextBlob"]
-        # When the key is disabled, then scheduled for deletion
-        kms.disable_key(KeyId=arn)
-        disabled = kms_error_code(lambda: kms.decrypt(CiphertextBlob=blob))
-        kms.schedule_key_deletion(KeyId=arn, PendingWindowInDays=7)
-        pending = kms_error_code(lambda: kms.encrypt(KeyId=arn, Plaintext=b"x"))
-    finally:
-        server.stop()
-    # Then the server answers like AWS
-    assert (disabled, pending) == ("DisabledException", "KMSInvalidStateException")

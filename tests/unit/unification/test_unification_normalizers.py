@@ -1,7 +1,9 @@
 """Normalisation steps, one behaviour each."""
 import pytest
 
-from profilevault.unification.normalizers import DEFAULT_STEPS, make_normalizer
+from profilevault.domain.sources import STANDARD_ATTRIBUTES
+from profilevault.unification.matching import attribute_type
+from profilevault.unification.normalizers import DEFAULT_STEPS, STEPS, make_normalizer
 
 
 @pytest.mark.parametrize(("steps", "raw", "expected"), [
@@ -44,6 +46,10 @@ def test_value_of_only_symbols_normalises_to_empty():
     assert make_normalizer(["symbols"])(" -- ") == ""
 
 
-def test_every_attribute_type_has_defaults_made_of_known_steps():
-    for steps in DEFAULT_STEPS.values():
-        make_normalizer(steps)("x")
+@pytest.mark.parametrize("attribute", sorted(STANDARD_ATTRIBUTES | {"custom.note"}))
+def test_every_attribute_type_has_defaults_made_of_known_steps(attribute):
+    # Given an attribute a source can map / When its type's default steps are looked up
+    steps = DEFAULT_STEPS[attribute_type(attribute)]
+    # Then there are some, each a known step, and they turn a blank value into an empty one
+    assert steps and set(steps) <= set(STEPS)
+    assert make_normalizer(steps)(" \t ") == ""

@@ -8,6 +8,23 @@ import functools
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_xray_sdk.ext import boto_utils
+
+# X-Ray's botocore instrumentation copies some request parameters of each AWS call into its subsegment (the SDK's
+# parameter whitelist): for S3 the object key, prefix and copy source. Landing keys carry file names uploaders chose,
+# which can name a person, so traces keep only the bucket. (Its http.client instrumentation, which would record the
+# URL, does not see botocore's requests: urllib3 2 sends them without http.client's _send_request.)
+_S3_PARAMETERS_NOT_TRACED = frozenset({"Key", "Prefix", "CopySource"})
+
+
+def _trace_no_object_keys() -> None:
+    for operation in boto_utils.whitelist["services"].get("s3", {}).get("operations", {}).values():
+        traced = operation.get("request_parameters")
+        if traced:
+            operation["request_parameters"] = [p for p in traced if p not in _S3_PARAMETERS_NOT_TRACED]
+
+
+_trace_no_object_keys()
 
 NAMESPACE = "ProfileVault"
 SERVICE = "profilevault"

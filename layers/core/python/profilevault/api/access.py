@@ -33,6 +33,10 @@ AUDIT_READERS = frozenset({ADMIN, AUDITOR})
 
 PROFILE_FULL_VIEW = frozenset({ADMIN, OFFICER})
 PROFILE_MASKED_VIEW = frozenset({ANALYST})
+# Ingestions: the file name is the uploader's choice and can name a person; why a retry is pending can name the
+# tenant's KMS key and its state. Others see the ingestion without either.
+FILE_NAME_READERS = frozenset({ADMIN, OFFICER})
+ERROR_DETAIL_READERS = ADMINS
 
 ROUTES: dict[str, frozenset[Role]] = {
     "GET /v1/health": PUBLIC,

@@ -11,6 +11,9 @@ IngestionStatus = Literal["processing", "completed", "failed"]
 # admin must apply it), approved (an admin did; the refresh queued with the approval applies it), applied,
 # superseded (a later snapshot was applied first).
 SnapshotState = Literal["pending", "held", "approved", "applied", "superseded"]
+# A file the ingest queue gave up on fails with a reason that quotes its last error after this mark; the last error
+# can name the tenant's KMS key, so only some roles see what follows it (ingestion.catalog).
+LAST_ERROR_MARK = "; last error: "
 
 
 class RowSpan(BaseModel):
@@ -70,7 +73,7 @@ class IngestionView(Shown):
 
     id: str
     source: str
-    file: str
+    file: str | None = None  # the uploader's file name: for admins and privacy officers only (ingestion.catalog)
     status: IngestionStatus
     kind: Literal["full", "incremental"] | None = None
     operation: Literal["upserts", "deletes"] | None = None

@@ -2,9 +2,10 @@
 from pydantic import BaseModel
 
 from profilevault.api import cursors
+from profilevault.api.access import ERROR_DETAIL_READERS, FILE_NAME_READERS, Role
 from profilevault.audit import trail
 from profilevault.audit.trail import Actor
-from profilevault.domain.ingestions import HeldSnapshot, IngestionPage, IngestionView
+from profilevault.domain.ingestions import LAST_ERROR_MARK, HeldSnapshot, Ingestion, IngestionPage, IngestionView
 from profilevault.domain.sources import Source, SourceSpec, check_source_name
 from profilevault.errors import NotFound
 from profilevault.ingestion import flow as ingestion_logic
@@ -70,15 +71,34 @@ def read_record(deps: Deps, source: str, record_id: str, actor: Actor) -> Record
                       warnings=record.warnings, ingestion_id=record.ingestion_id, ingested_at=record.ingested_at)
 
 
-def list_ingestions(deps: Deps, source: str | None, limit: int, cursor: str | None) -> IngestionPage:
-    """A page of ingestions, newest first; `next_cursor` continues it."""
+_RETRY_PENDING = "a temporary error stopped this file; it will be retried"
+
+
+def show_ingestion(ingestion: Ingestion, role: Role) -> IngestionView:
+    """The ingestion as `role` may see it: the file name only for FILE_NAME_READERS; why a retry is pending, or the
+    last error of a file the queue gave up on, only for ERROR_DETAIL_READERS (others learn that there is one)."""
+    view = IngestionView.of(ingestion)
+    hidden: dict = {}
+    if role not in FILE_NAME_READERS:
+        hidden["file"] = None
+    if role not in ERROR_DETAIL_READERS:
+        if view.last_error is not None:
+            hidden["last_error"] = _RETRY_PENDING
+        if view.reason and LAST_ERROR_MARK in view.reason:
+            hidden["reason"] = view.reason.split(LAST_ERROR_MARK)[0] + " (an admin sees the last error)"
+    return view.model_copy(update=hidden)
+
+
+def list_ingestions(deps: Deps, source: str | None, limit: int, cursor: str | None, role: Role) -> IngestionPage:
+    """A page of ingestions, newest first, as `role` may see them; `next_cursor` continues it."""
     after = cursors.decode(cursor, cursors.INGESTION) if cursor else None
     page, last = deps.ingestions.page(source, limit, after)
-    return IngestionPage(items=[IngestionView.of(i) for i in page], next_cursor=cursors.encode(last) if last else None)
+    return IngestionPage(items=[show_ingestion(i, role) for i in page],
+                         next_cursor=cursors.encode(last) if last else None)
 
 
-def get_ingestion(deps: Deps, ingestion_id: str) -> IngestionView:
-    return IngestionView.of(deps.ingestions.get(ingestion_id))
+def get_ingestion(deps: Deps, ingestion_id: str, role: Role) -> IngestionView:
+    return show_ingestion(deps.ingestions.get(ingestion_id), role)
 
 
 @capture_method

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from profilevault import observability
 from profilevault.audit import trail
 from profilevault.audit.trail import Actor
-from profilevault.domain.ingestions import Ingestion
+from profilevault.domain.ingestions import LAST_ERROR_MARK, Ingestion
 from profilevault.domain.sources import SOURCE_NAME, SourceSpec
 from profilevault.errors import Conflict, IngestionRejected, KeyUnavailable
 from profilevault.ingestion import snapshots
@@ -144,7 +144,7 @@ def mark_given_up(deps: Deps, obj: LandingObject) -> Ingestion:
         return ingestion  # it finished after all (the message was given up after its last try succeeded)
     last_error = (ingestion.last_error or "none recorded (a try ended before it could record one, "
                   "such as a timeout)").removesuffix("; will retry")
-    reason = (f"given up after {ingestion.attempts} tries; last error: {last_error} "
+    reason = (f"given up after {ingestion.attempts} tries{LAST_ERROR_MARK}{last_error} "
               "(upload the file again once the cause is fixed)")
     logger.error("ingestion given up by the ingest queue", extra={"ingestion_id": obj.ingestion_id,
                                                                   "attempts": ingestion.attempts})

@@ -1,0 +1,1 @@
+"""Tests of the benchmarks' own code (the data generator and its scoring), run by `make test`."""
