@@ -6,6 +6,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from profilevault.config import get_settings
 from profilevault.errors import Conflict, NotFound
 from profilevault.observability import logger, metrics, tracer
 from profilevault.privacy import fulfil
@@ -13,7 +14,6 @@ from profilevault.wiring import build_deps
 
 deps = build_deps()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-MAX_RECEIVES = 3  # the requests queue's redrive policy moves a message to its DLQ after this many tries
 
 
 def handle_message(record: SQSRecord) -> None:
@@ -24,8 +24,10 @@ def handle_message(record: SQSRecord) -> None:
         # Cancelled or moved on by another delivery meanwhile, or not ours: nothing to redo.
         logger.info("request left as it is", extra={"request_id": request_id, "problem": moved.type})
     except Exception as error:
-        if int(record.attributes.approximate_receive_count) >= MAX_RECEIVES:
-            fulfil.fail(deps, request_id, f"{type(error).__name__} after {MAX_RECEIVES} tries")
+        # The requests queue's redrive policy moves a message to its DLQ after this many tries (the template sets both).
+        tries = get_settings().requests_max_receives
+        if int(record.attributes.approximate_receive_count) >= tries:
+            fulfil.fail(deps, request_id, f"{type(error).__name__} after {tries} tries")
         raise
 
 

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     # How often the jobs queue delivers a job before its DLQ takes it (the queue's maxReceiveCount; the template
     # sets both from one mapping). Only the refresh function reads it.
     jobs_max_receives: int = Field(ge=1, le=1000)
+    # The same for the requests queue and the privacy worker.
+    requests_max_receives: int = Field(ge=1, le=1000)
     # A full snapshot with fewer rows than this share of the last applied one is held, not applied (template
     # parameter MinSnapshotShare).
     min_snapshot_share: float = Field(default=0.5, ge=0, le=1)
